@@ -1,0 +1,517 @@
+"""`hybrid-search`: the command line, a thin shell over ``Engine``.
+
+Settings come from flags, then a config file (``--config`` or
+``HYBRID_SEARCH_CONFIG``), then ``HYBRID_SEARCH_*`` environment variables,
+then defaults. Errors print one line to stderr and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .cli_settings import LayeredSettings
+from .config import (
+    DEFAULT_DENSE_MODEL,
+    DEFAULT_RERANK_MODEL,
+    DEFAULT_STORE_URI,
+    AnalyzerConfig,
+    CollectionConfig,
+    DenseEncoderConfig,
+    FusionConfig,
+    RerankConfig,
+    RuntimeConfig,
+    SparseEncoderConfig,
+    StoreConfig,
+)
+from .engine import Engine, SearchOptions
+from .errors import ConfigError, HybridSearchError, InputError
+from .filters import parse_filter
+from .types import RETRIEVAL_PATHS, Chunk, SearchResult
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="hybrid-search",
+    help="Hybrid retrieval over Milvus: BM25, learned-sparse and dense search, fused and reranked.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+collections_app = typer.Typer(help="List, inspect and drop collections.", no_args_is_help=True)
+documents_app = typer.Typer(help="List, show and delete indexed documents.", no_args_is_help=True)
+app.add_typer(collections_app, name="collections")
+app.add_typer(documents_app, name="documents")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class _State:
+    settings: LayeredSettings = LayeredSettings({}, None)
+    uri: str | None = None
+    token: str | None = None
+    device: str | None = None
+
+
+state = _State()
+
+
+@app.callback()
+def _global_options(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (see README).")] = None,
+    uri: Annotated[Optional[str], typer.Option(help="Milvus URI: a .db file (Milvus Lite) or http(s)://host:19530.")] = None,
+    token: Annotated[Optional[str], typer.Option(help="Milvus token (user:password or API key).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps.")] = None,
+) -> None:
+    state.settings = LayeredSettings.load(config)
+    state.uri, state.token, state.device = uri, token, device
+
+
+def _store_config() -> StoreConfig:
+    s = state.settings
+    return StoreConfig(
+        uri=s.get("store", "uri", state.uri, DEFAULT_STORE_URI),
+        token=s.get("store", "token", state.token, None),
+        db_name=s.get("store", "db_name", None, None),
+        timeout_s=float(s.get("store", "timeout_s", None, 60.0)),
+    )
+
+
+def _runtime_config(batch_size: int | None = None) -> RuntimeConfig:
+    s = state.settings
+    return RuntimeConfig(
+        device=s.get("runtime", "device", state.device, "auto"),
+        batch_size=int(s.get("runtime", "batch_size", batch_size, 32)),
+        fp16=s.get("runtime", "fp16", None, None),
+    )
+
+
+def _rerank_config(model: str | None, kind: str | None, top_n: int | None, min_score: float | None) -> RerankConfig:
+    s = state.settings
+    return RerankConfig(
+        model=s.get("rerank", "model", model, DEFAULT_RERANK_MODEL),
+        kind=s.get("rerank", "kind", kind, "flag"),
+        top_n=int(s.get("rerank", "top_n", top_n, 50)),
+        min_score=s.get("rerank", "min_score", min_score, None),
+    )
+
+
+def _collection_name(flag: str | None) -> str:
+    name = state.settings.get("collection", "name", flag, None)
+    if not name:
+        raise ConfigError("name a collection with --collection (or HYBRID_SEARCH_COLLECTION, or [collection] name)")
+    return str(name)
+
+
+def _engine(reranker: RerankConfig | None = None, batch_size: int | None = None) -> Engine:
+    return Engine(_store_config(), runtime=_runtime_config(batch_size), reranker=reranker)
+
+
+def _fail(error: Exception) -> None:
+    err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2 if isinstance(error, (InputError, ConfigError)) else 1)
+
+
+# --- index ------------------------------------------------------------------------------
+
+
+def _records(path: Path, text_field: str, id_field: str | None, title_field: str) -> Iterator[dict[str, Any]]:
+    corpus = path / "corpus.jsonl" if path.is_dir() else path
+    with corpus.open(encoding="utf-8-sig") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise InputError(f"{corpus}:{line_number}: not valid JSON ({error.msg})") from error
+            if not isinstance(record, dict):
+                raise InputError(f"{corpus}:{line_number}: each line must be a JSON object")
+            record["__line__"] = line_number
+            yield record
+
+
+def _record_chunk(record: dict[str, Any], source: str, text_field: str, id_field: str | None, title_field: str, metadata_fields: list[str]) -> Chunk:
+    line = record.pop("__line__")
+    ids = [id_field] if id_field else ["_id", "id", "doc_id"]
+    doc_id = next((str(record[f]) for f in ids if record.get(f) not in (None, "")), None)
+    if doc_id is None:
+        raise InputError(f"{source}:{line}: no document id (looked for field(s) {', '.join(ids)}; set --id-field)")
+    text = record.get(text_field)
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(f"{source}:{line}: field {text_field!r} is missing or empty (set --text-field)")
+    title = str(record.get(title_field) or "")
+    if metadata_fields:
+        metadata = {f: record[f] for f in metadata_fields if f in record}
+    else:
+        reserved = {text_field, title_field, *ids}
+        metadata = {k: v for k, v in record.items() if k not in reserved and isinstance(v, (str, int, float, bool))}
+    return Chunk(
+        doc_id=doc_id,
+        chunk_index=0,
+        text=text,
+        title=title,
+        source=source,
+        metadata=metadata,
+        embed_text=f"{title}\n{text}" if title else None,
+    )
+
+
+def _new_collection_config(
+    name: str,
+    dense_model: str | None,
+    dense_kind: str | None,
+    query_prompt: str | None,
+    document_prompt: str | None,
+    sparse_model: str | None,
+    sparse_kind: str | None,
+    language: str | None,
+    user_dict: str | None,
+    no_dense: bool | None,
+    no_sparse: bool | None,
+) -> CollectionConfig:
+    s = state.settings
+    dense = None
+    if not s.get("collection", "no_dense", no_dense, False):
+        dense = DenseEncoderConfig(
+            model=s.get("collection", "dense_model", dense_model, DEFAULT_DENSE_MODEL),
+            kind=s.get("collection", "dense_kind", dense_kind, "bge-m3"),
+            query_prompt=s.get("collection", "query_prompt", query_prompt, None),
+            document_prompt=s.get("collection", "document_prompt", document_prompt, None),
+        )
+    sparse = None
+    if not s.get("collection", "no_sparse", no_sparse, False):
+        sparse = SparseEncoderConfig(
+            model=s.get("collection", "sparse_model", sparse_model, DEFAULT_DENSE_MODEL),
+            kind=s.get("collection", "sparse_kind", sparse_kind, "bge-m3"),
+        )
+    analyzer = AnalyzerConfig(
+        language=s.get("collection", "language", language, "en"),
+        user_dict=s.get("collection", "user_dict", user_dict, None),
+    )
+    return CollectionConfig(name=name, dense=dense, sparse=sparse, analyzer=analyzer)
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="JSONL files or BEIR folders (with corpus.jsonl).", exists=True)],
+    collection: Annotated[Optional[str], typer.Option("--collection", "-C", help="Collection to write to (created if missing).")] = None,
+    dense_model: Annotated[Optional[str], typer.Option(help="Dense model: hub name or local folder (new collections).")] = None,
+    dense_kind: Annotated[Optional[str], typer.Option(help="sentence-transformers or bge-m3.")] = None,
+    query_prompt: Annotated[Optional[str], typer.Option(help="Prompt prepended to queries for the dense model.")] = None,
+    document_prompt: Annotated[Optional[str], typer.Option(help="Prompt prepended to documents for the dense model.")] = None,
+    sparse_model: Annotated[Optional[str], typer.Option(help="Learned sparse model: hub name or local folder.")] = None,
+    sparse_kind: Annotated[Optional[str], typer.Option(help="bge-m3 or splade.")] = None,
+    no_dense: Annotated[Optional[bool], typer.Option("--no-dense", help="Build the collection without a dense path.")] = None,
+    no_sparse: Annotated[Optional[bool], typer.Option("--no-sparse", help="Build the collection without a learned-sparse path.")] = None,
+    language: Annotated[Optional[str], typer.Option(help="BM25 analyzer: en or zh (jieba).")] = None,
+    user_dict: Annotated[Optional[str], typer.Option(help="jieba user dictionary file for domain terms.")] = None,
+    text_field: Annotated[str, typer.Option(help="Record field holding the text.")] = "text",
+    id_field: Annotated[Optional[str], typer.Option(help="Record field holding the document id (default: _id, id or doc_id).")] = None,
+    title_field: Annotated[str, typer.Option(help="Record field holding the title.")] = "title",
+    metadata_field: Annotated[Optional[list[str]], typer.Option(help="Record field(s) to keep as metadata (default: all scalar fields).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Chunks encoded per batch.")] = None,
+) -> None:
+    """Index records into a collection, creating it on first use."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    try:
+        name = _collection_name(collection)
+        config = _new_collection_config(
+            name, dense_model, dense_kind, query_prompt, document_prompt, sparse_model, sparse_kind, language, user_dict, no_dense, no_sparse
+        )
+        engine = _engine(batch_size=batch_size)
+        explicit = any(v is not None for v in (dense_model, dense_kind, sparse_model, sparse_kind, language, user_dict, no_dense, no_sparse, query_prompt, document_prompt))
+        if engine.store.has_collection(engine.resolve(name)):
+            # An existing collection keeps its own models; naming others is refused.
+            engine.open_collection(name, expected=config if explicit else None)
+        else:
+            engine.create_collection(config)
+            console.print(f"created collection [bold]{name}[/] at {engine.store_config.display_uri}")
+        fields = list(metadata_field or [])
+        for path in paths:
+            source = str(path)
+            if not (path.suffix == ".jsonl" or (path.is_dir() and (path / "corpus.jsonl").is_file())):
+                raise InputError(f"{path}: give a .jsonl file or a BEIR folder with corpus.jsonl")
+            total = sum(1 for _ in _records(path, text_field, id_field, title_field))
+            with Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]} chunks/s"),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False,
+            ) as progress:
+                task = progress.add_task(path.name, total=total, rate="-")
+
+                def advance(n: int) -> None:
+                    progress.advance(task, n)
+                    speed = progress.tasks[0].speed
+                    progress.update(task, rate=f"{speed:.1f}" if speed else "-")
+
+                chunks = (
+                    _record_chunk(r, source, text_field, id_field, title_field, fields)
+                    for r in _records(path, text_field, id_field, title_field)
+                )
+                report = engine.index(name, chunks, batch_size=int(batch_size or 64), progress=advance)
+            console.print(
+                f"{path}: {report.documents} documents, {report.chunks_written} chunks written, "
+                f"{report.stale_chunks_removed} stale chunks removed in {report.seconds:.1f}s "
+                f"({report.chunks_per_second:.1f} chunks/s; encode {report.encode_seconds:.1f}s, write {report.write_seconds:.1f}s)"
+            )
+    except HybridSearchError as error:
+        _fail(error)
+
+
+# --- search -----------------------------------------------------------------------------
+
+
+def _parse_weights(text: str | None) -> dict[str, float] | None:
+    if not text:
+        return None
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        path, _, value = part.partition("=")
+        try:
+            weights[path.strip()] = float(value)
+        except ValueError as error:
+            raise InputError(f"--weights: write PATH=NUMBER pairs like bm25=1,dense=0.5; got {part!r}") from error
+    return weights
+
+
+def _print_result(result: SearchResult, explain: bool) -> None:
+    console.print(
+        f"[bold]{result.collection}[/]: {result.query!r}  paths {', '.join(result.paths)}; fusion {result.fusion}"
+        + ("; reranked" if result.reranked else ""),
+        highlight=False,
+    )
+    if not result.confident:
+        console.print("[bold yellow]no confident result[/]: no candidate reached the minimum rerank score")
+        return
+    if not result.hits:
+        console.print("no results")
+        return
+    for hit in result.hits:
+        where = [hit.doc_id]
+        if hit.page is not None:
+            where.append(f"p.{hit.page}")
+        if hit.heading_path:
+            where.append(" > ".join(hit.heading_path))
+        title = f"  [dim]{escape(hit.title)}[/]" if hit.title else ""
+        console.print(f"\n[bold]{hit.rank}.[/] {escape('  '.join(where))}{title}", highlight=False)
+        scores = []
+        for path in result.paths:
+            score = hit.paths.get(path)
+            scores.append(f"{path} #{score.rank} {score.score:.4g}" if score else f"{path} -")
+        scores.append(f"fused {hit.fused_score:.4g}")
+        if result.reranked:
+            scores.append(f"rerank {hit.rerank_score:.4f}" if hit.rerank_score is not None else "rerank -")
+        console.print("   " + " | ".join(scores), highlight=False)
+        text = hit.text if explain else hit.text[:300] + ("…" if len(hit.text) > 300 else "")
+        console.print("   " + _highlight(text, hit.matched_terms), highlight=False)
+    timings = ", ".join(f"{k} {v:.1f}ms" for k, v in result.timings_ms.items())
+    console.print(f"\nquery terms: {' '.join(result.query_terms) or '-'}\ntimings: {timings}", highlight=False)
+
+
+def _highlight(text: str, terms: tuple[str, ...]) -> str:
+    """Rich markup with the matched surface terms in bold."""
+    if not terms:
+        return escape(text)
+    import re
+
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)))
+    out, last = [], 0
+    for match in pattern.finditer(text):
+        out.append(escape(text[last : match.start()]))
+        out.append(f"[bold yellow]{escape(match.group())}[/]")
+        last = match.end()
+    out.append(escape(text[last:]))
+    return "".join(out)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="The query text.")],
+    collection: Annotated[Optional[str], typer.Option("--collection", "-C")] = None,
+    k: Annotated[Optional[int], typer.Option("-k", help="Hits to return.")] = None,
+    paths: Annotated[Optional[str], typer.Option(help="Comma-separated subset of bm25,sparse,dense (default: all the collection has).")] = None,
+    depth: Annotated[Optional[int], typer.Option(help="Candidates per path before fusion.")] = None,
+    fusion: Annotated[Optional[str], typer.Option(help="rrf or weighted (default: the collection's).")] = None,
+    rrf_k: Annotated[Optional[int], typer.Option(help="RRF constant k.")] = None,
+    normalization: Annotated[Optional[str], typer.Option(help="For weighted fusion: min-max, z-score or none.")] = None,
+    weights: Annotated[Optional[str], typer.Option(help="Per-path weights, e.g. bm25=1,dense=0.5.")] = None,
+    filter: Annotated[Optional[list[str]], typer.Option("--filter", "-f", help='FIELD OP VALUE, e.g. "page >= 3" or "metadata.lang == en" (repeatable, ANDed).')] = None,
+    rerank: Annotated[Optional[bool], typer.Option("--rerank/--no-rerank", help="Rerank the fused candidates with a cross-encoder.")] = None,
+    rerank_model: Annotated[Optional[str], typer.Option(help="Reranker: hub name or local folder.")] = None,
+    rerank_kind: Annotated[Optional[str], typer.Option(help="flag (FlagEmbedding) or cross-encoder (sentence-transformers).")] = None,
+    rerank_top_n: Annotated[Optional[int], typer.Option(help="Fused candidates to rerank.")] = None,
+    min_rerank_score: Annotated[Optional[float], typer.Option(help="Below this rerank score, answer 'no confident result'.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
+    explain: Annotated[bool, typer.Option(help="Show whole chunk texts.")] = False,
+) -> None:
+    """Search a collection through any subset of paths, fused and optionally reranked."""
+    try:
+        s = state.settings
+        name = _collection_name(collection)
+        want_rerank = bool(s.get("rerank", "model", rerank_model, None)) if rerank is None else rerank
+        reranker = _rerank_config(rerank_model, rerank_kind, rerank_top_n, min_rerank_score) if want_rerank else None
+        engine = _engine(reranker=reranker)
+        base = engine.open_collection(name).fusion
+        fusion_config = None
+        if any(v is not None for v in (fusion, rrf_k, normalization)) or s.get("search", "fusion", None, None):
+            fusion_config = FusionConfig(
+                method=s.get("search", "fusion", fusion, base.method),
+                rrf_k=rrf_k if rrf_k is not None else base.rrf_k,
+                normalization=normalization or base.normalization,
+                weights=dict(base.weights),
+            )
+        path_text = s.get("search", "paths", paths, None)
+        chosen = tuple(p.strip() for p in path_text.split(",") if p.strip()) if path_text else None
+        options = SearchOptions(
+            k=int(s.get("search", "k", k, 10)),
+            paths=chosen,
+            depth=int(s.get("search", "depth", depth, 100)),
+            fusion=fusion_config,
+            weights=_parse_weights(weights),
+            filters=tuple(parse_filter(f) for f in filter or ()),
+            rerank=want_rerank,
+            rerank_top_n=rerank_top_n,
+            min_rerank_score=min_rerank_score,
+        )
+        result = engine.search(name, query, options)
+    except HybridSearchError as error:
+        _fail(error)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    else:
+        _print_result(result, explain)
+
+
+# --- collections and documents ------------------------------------------------------------
+
+
+@collections_app.command("list")
+def collections_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List collections with their chunk counts and models."""
+    try:
+        engine = _engine()
+        infos = [engine.collection_info(name) for name in engine.list_collections()]
+        aliases = engine.list_aliases()
+    except HybridSearchError as error:
+        _fail(error)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps({"collections": [{"name": i.name, "chunks": i.chunks, "manifest": i.manifest} for i in infos], "aliases": aliases}, indent=2) + "\n")
+        return
+    table = Table(title=f"collections at {engine.store_config.display_uri}")
+    for column in ("name", "chunks", "dense", "sparse", "analyzer", "aliases"):
+        table.add_column(column)
+    for info in infos:
+        dense = info.manifest.get("dense")
+        sparse = info.manifest.get("sparse")
+        table.add_row(
+            info.name,
+            str(info.chunks),
+            f"{dense['model']} ({dense['kind']}, {dense['dim']}d)" if dense else "-",
+            f"{sparse['model']} ({sparse['kind']})" if sparse else "-",
+            info.manifest["analyzer"]["language"],
+            ", ".join(a for a, target in aliases.items() if target == info.name),
+        )
+    console.print(table)
+
+
+@collections_app.command("info")
+def collections_info(name: Annotated[str, typer.Argument()]) -> None:
+    """Show a collection's manifest and size as JSON."""
+    try:
+        info = _engine().collection_info(name)
+    except HybridSearchError as error:
+        _fail(error)
+        return
+    sys.stdout.write(json.dumps({"name": info.name, "chunks": info.chunks, "manifest": info.manifest}, indent=2, ensure_ascii=False) + "\n")
+
+
+@collections_app.command("drop")
+def collections_drop(
+    name: Annotated[str, typer.Argument()],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Drop a collection and everything in it."""
+    try:
+        engine = _engine()
+        engine.store._require(name)
+        if not yes and not typer.confirm(f"drop collection {name!r} and all its chunks?"):
+            raise typer.Exit(code=1)
+        engine.drop_collection(name)
+    except HybridSearchError as error:
+        _fail(error)
+    console.print(f"dropped {name}")
+
+
+@documents_app.command("list")
+def documents_list(
+    collection: Annotated[Optional[str], typer.Option("--collection", "-C")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Show at most this many.")] = None,
+) -> None:
+    """List indexed documents with their chunk counts."""
+    try:
+        items = _engine().list_documents(_collection_name(collection), limit=limit)
+    except HybridSearchError as error:
+        _fail(error)
+        return
+    for doc_id, count in items:
+        console.print(f"{doc_id}\t{count}", highlight=False)
+
+
+@documents_app.command("get")
+def documents_get(
+    doc_id: Annotated[str, typer.Argument()],
+    collection: Annotated[Optional[str], typer.Option("--collection", "-C")] = None,
+) -> None:
+    """Print a document's chunks as JSON lines."""
+    try:
+        chunks = _engine().get_document(_collection_name(collection), doc_id)
+        if not chunks:
+            raise InputError(f"no document {doc_id!r} in the collection")
+    except HybridSearchError as error:
+        _fail(error)
+        return
+    for chunk in chunks:
+        sys.stdout.write(json.dumps({"id": chunk.id, "doc_id": chunk.doc_id, "chunk_index": chunk.chunk_index, "page": chunk.page, "heading_path": list(chunk.heading_path), "title": chunk.title, "source": chunk.source, "text": chunk.text, "metadata": chunk.metadata}, ensure_ascii=False) + "\n")
+
+
+@documents_app.command("delete")
+def documents_delete(
+    doc_ids: Annotated[list[str], typer.Argument()],
+    collection: Annotated[Optional[str], typer.Option("--collection", "-C")] = None,
+) -> None:
+    """Delete documents (all their chunks)."""
+    try:
+        removed = _engine().delete_documents(_collection_name(collection), doc_ids)
+    except HybridSearchError as error:
+        _fail(error)
+        return
+    console.print(f"removed {removed} chunks of {len(doc_ids)} document(s)")
+
+
+def main() -> None:
+    # An application entry point may set library verbosity (importing the
+    # package must not): weight-loading bars would drown the output.
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+    transformers_logging.set_verbosity_error()
+    app()
+
+
+if __name__ == "__main__":
+    main()

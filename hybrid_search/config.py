@@ -1,0 +1,248 @@
+"""Typed configuration. Every choice is checked when the object is built, so a
+typo fails at construction with the allowed values named, not deep in a run."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal, get_args
+
+from .errors import ConfigError
+from .types import RETRIEVAL_PATHS
+
+__all__ = [
+    "StoreConfig",
+    "DenseEncoderConfig",
+    "SparseEncoderConfig",
+    "AnalyzerConfig",
+    "FusionConfig",
+    "RerankConfig",
+    "RuntimeConfig",
+    "CollectionConfig",
+    "DEFAULT_STORE_URI",
+    "DEFAULT_DENSE_MODEL",
+    "DEFAULT_RERANK_MODEL",
+]
+
+DEFAULT_STORE_URI = "hybrid_search.db"
+DEFAULT_DENSE_MODEL = "BAAI/bge-m3"
+DEFAULT_RERANK_MODEL = "BAAI/bge-reranker-v2-m3"
+
+DenseKind = Literal["sentence-transformers", "bge-m3"]
+SparseKind = Literal["bge-m3", "splade"]
+Language = Literal["en", "zh"]
+FusionMethod = Literal["rrf", "weighted"]
+Normalization = Literal["min-max", "z-score", "none"]
+RerankKind = Literal["flag", "cross-encoder"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+DenseIndex = Literal["auto", "FLAT", "IVF_FLAT", "HNSW", "DISKANN", "AUTOINDEX"]
+
+
+def _check_choice(owner: str, name: str, value: Any, choices_type: Any) -> None:
+    choices = get_args(choices_type)
+    if value not in choices:
+        raise ConfigError(f"{owner}.{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+
+
+def _check_positive(owner: str, name: str, value: float, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{owner}.{name} must be {'>= 0' if allow_zero else '> 0'}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where Milvus is. A path (``kb.db``) is an embedded Milvus Lite file; an
+    ``http(s)://host:19530`` URI is a Milvus Standalone or Distributed server."""
+
+    uri: str = DEFAULT_STORE_URI
+    token: str | None = None
+    db_name: str | None = None
+    timeout_s: float = 60.0
+    # "auto": FLAT (exact) on a Milvus Lite file, HNSW on a server. A Milvus Lite
+    # file served over TCP accepts only FLAT, IVF_FLAT and AUTOINDEX.
+    dense_index: DenseIndex = "auto"
+
+    def __post_init__(self) -> None:
+        if not self.uri:
+            raise ConfigError("StoreConfig.uri must not be empty")
+        _check_choice("StoreConfig", "dense_index", self.dense_index, DenseIndex)
+        _check_positive("StoreConfig", "timeout_s", self.timeout_s)
+
+    @property
+    def is_lite(self) -> bool:
+        return "://" not in self.uri
+
+    @property
+    def display_uri(self) -> str:
+        return os.path.abspath(self.uri) if self.is_lite else self.uri
+
+
+@dataclass(frozen=True)
+class DenseEncoderConfig:
+    """A dense embedder: any sentence-transformers model, or BGE-M3 through
+    FlagEmbedding. ``query_prompt``/``document_prompt`` override the prompts the
+    model ships with (e5: ``"query: "``/``"passage: "``; BGE instruction)."""
+
+    model: str = DEFAULT_DENSE_MODEL
+    kind: DenseKind = "bge-m3"
+    query_prompt: str | None = None
+    document_prompt: str | None = None
+    max_length: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("DenseEncoderConfig", "kind", self.kind, DenseKind)
+        if not self.model:
+            raise ConfigError("DenseEncoderConfig.model must name a hub model or a local folder")
+        if self.max_length is not None:
+            _check_positive("DenseEncoderConfig", "max_length", self.max_length)
+
+
+@dataclass(frozen=True)
+class SparseEncoderConfig:
+    """A learned sparse encoder: BGE-M3 lexical weights or a SPLADE model."""
+
+    model: str = DEFAULT_DENSE_MODEL
+    kind: SparseKind = "bge-m3"
+    max_length: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("SparseEncoderConfig", "kind", self.kind, SparseKind)
+        if not self.model:
+            raise ConfigError("SparseEncoderConfig.model must name a hub model or a local folder")
+        if self.max_length is not None:
+            _check_positive("SparseEncoderConfig", "max_length", self.max_length)
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    """How text becomes BM25 terms. Tokenization happens on the client (Python
+    jieba or the English analyzer) and Milvus's BM25 function reads the
+    space-joined tokens, so Milvus, highlighting and the rank-bm25 reference all
+    see exactly the same terms, with or without a user dictionary."""
+
+    language: Language = "en"
+    user_dict: str | None = None
+    stopwords: bool = True
+    stem: bool = True
+
+    def __post_init__(self) -> None:
+        _check_choice("AnalyzerConfig", "language", self.language, Language)
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """RRF (``sum w / (rrf_k + rank)``) or a weighted sum of normalised scores."""
+
+    method: FusionMethod = "rrf"
+    rrf_k: int = 60
+    normalization: Normalization = "min-max"
+    weights: dict[str, float] = field(default_factory=lambda: {p: 1.0 for p in RETRIEVAL_PATHS})
+
+    def __post_init__(self) -> None:
+        _check_choice("FusionConfig", "method", self.method, FusionMethod)
+        _check_choice("FusionConfig", "normalization", self.normalization, Normalization)
+        _check_positive("FusionConfig", "rrf_k", self.rrf_k, allow_zero=True)
+        for path, weight in self.weights.items():
+            if path not in RETRIEVAL_PATHS:
+                raise ConfigError(f"FusionConfig.weights: unknown path {path!r}; paths are {', '.join(RETRIEVAL_PATHS)}")
+            if not isinstance(weight, (int, float)) or weight < 0:
+                raise ConfigError(f"FusionConfig.weights[{path!r}] must be a number >= 0; got {weight!r}")
+
+    def weight(self, path: str) -> float:
+        return float(self.weights.get(path, 1.0))
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    """A cross-encoder over the top ``top_n`` fused candidates. With
+    ``min_score`` set, a query whose best reranked candidate scores below it gets
+    an explicit "no confident result" answer. Scores are sigmoid-normalised to
+    [0, 1] for both kinds so that one threshold means the same thing."""
+
+    model: str = DEFAULT_RERANK_MODEL
+    kind: RerankKind = "flag"
+    top_n: int = 50
+    min_score: float | None = None
+    max_length: int = 512
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        _check_choice("RerankConfig", "kind", self.kind, RerankKind)
+        _check_positive("RerankConfig", "top_n", self.top_n)
+        _check_positive("RerankConfig", "max_length", self.max_length)
+        _check_positive("RerankConfig", "batch_size", self.batch_size)
+        if self.min_score is not None and not 0.0 <= self.min_score <= 1.0:
+            raise ConfigError(f"RerankConfig.min_score must lie in [0, 1]; got {self.min_score!r}")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How models run (not what they are): device, batch size, half precision."""
+
+    device: Device = "auto"
+    batch_size: int = 32
+    fp16: bool | None = None  # None: fp16 on CUDA, fp32 on CPU
+
+    def __post_init__(self) -> None:
+        _check_choice("RuntimeConfig", "device", self.device, Device)
+        _check_positive("RuntimeConfig", "batch_size", self.batch_size)
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda"
+        return "cpu"
+
+    def use_fp16(self) -> bool:
+        return self.fp16 if self.fp16 is not None else self.resolved_device() == "cuda"
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    """What a collection is built from. Recorded in the collection's manifest;
+    opening the collection with a different encoder or analyzer is refused."""
+
+    name: str
+    dense: DenseEncoderConfig | None = field(default_factory=DenseEncoderConfig)
+    sparse: SparseEncoderConfig | None = field(default_factory=SparseEncoderConfig)
+    analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        from .store import validate_collection_name
+
+        validate_collection_name(self.name)
+        _check_positive("CollectionConfig", "bm25_k1", self.bm25_k1)
+        if not 0.0 <= self.bm25_b <= 1.0:
+            raise ConfigError(f"CollectionConfig.bm25_b must lie in [0, 1]; got {self.bm25_b!r}")
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        available = ["bm25"]
+        if self.sparse is not None:
+            available.append("sparse")
+        if self.dense is not None:
+            available.append("dense")
+        return tuple(available)
+
+
+def to_plain(obj: Any) -> Any:
+    """A config dataclass as plain JSON-able data."""
+    return asdict(obj) if obj is not None else None
+
+
+def from_plain(cls: type, data: dict[str, Any] | None) -> Any:
+    """Build a config dataclass from plain data, refusing unknown keys."""
+    if data is None:
+        return None
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown setting(s) {', '.join(sorted(unknown))}")
+    return cls(**data)

@@ -1,0 +1,73 @@
+"""One error hierarchy for the whole project.
+
+Third-party exceptions (pymilvus, transformers, FlagEmbedding) are wrapped at
+the boundary into one of these, so callers and the CLI/API shells only ever
+catch ``HybridSearchError``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "HybridSearchError",
+    "ConfigError",
+    "ModelLoadError",
+    "StoreError",
+    "StoreUnavailableError",
+    "CollectionNotFoundError",
+    "CollectionExistsError",
+    "ManifestMismatchError",
+    "FilterError",
+    "InputError",
+    "MissingDependencyError",
+]
+
+
+class HybridSearchError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class ConfigError(HybridSearchError, ValueError):
+    """A configuration value is invalid (wrong choice, out of range, inconsistent)."""
+
+
+class InputError(HybridSearchError, ValueError):
+    """User input (a query, a record, a file) cannot be used as given."""
+
+
+class FilterError(InputError):
+    """A metadata filter names an unknown field, operator, or an ill-typed value."""
+
+
+class ModelLoadError(HybridSearchError):
+    """A model could not be loaded; the message says what was tried."""
+
+
+class StoreError(HybridSearchError):
+    """Milvus refused or failed an operation."""
+
+
+class StoreUnavailableError(StoreError):
+    """Milvus cannot be reached at the configured URI."""
+
+
+class CollectionNotFoundError(StoreError):
+    """The named collection does not exist."""
+
+
+class CollectionExistsError(StoreError):
+    """A collection of that name exists already."""
+
+
+class ManifestMismatchError(HybridSearchError):
+    """A collection or artefact was built with a configuration other than the one given."""
+
+
+class MissingDependencyError(HybridSearchError, ImportError):
+    """An optional dependency is not installed; the message names the extra."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the '{package}' package: pip install 'hybrid-search[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra

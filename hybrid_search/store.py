@@ -1,0 +1,361 @@
+"""Milvus storage: schema, collections, manifest, writes and per-path search.
+
+The same code runs on embedded Milvus Lite (a local ``.db`` file) and on a
+Milvus Standalone/Distributed server (``http(s)://host:19530``); only the dense
+index type differs, because Milvus Lite offers FLAT/IVF_FLAT/AUTOINDEX only.
+
+Each collection records a manifest (schema version, encoders with dims,
+analyzer, BM25 parameters, fusion defaults) in its description, so that any
+client, on any machine, can check it is searching with compatible models.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from .errors import (
+    CollectionExistsError,
+    CollectionNotFoundError,
+    ConfigError,
+    ManifestMismatchError,
+    StoreError,
+    StoreUnavailableError,
+)
+from .types import RetrievalPath
+
+__all__ = ["MilvusStore", "SCHEMA_VERSION", "validate_collection_name", "OUTPUT_FIELDS"]
+
+SCHEMA_VERSION = 1
+MANIFEST_FORMAT = "hybrid-search/collection"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+_MAX_TEXT = 65535
+_MAX_ID = 1024
+OUTPUT_FIELDS = ["id", "doc_id", "chunk_index", "text", "title", "source", "page", "heading", "metadata"]
+_HEADING_SEPARATOR = " > "
+
+
+def validate_collection_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(
+            f"collection name {name!r} is not valid: use letters, digits and underscores, "
+            "starting with a letter or underscore (at most 255 characters)"
+        )
+
+
+def _wrap(error: Exception, action: str) -> StoreError:
+    text = str(error)
+    if any(marker in text.lower() for marker in ("connect", "unavailable", "deadline", "failed to connect", "fail connecting")):
+        return StoreUnavailableError(f"Milvus is unreachable while trying to {action}: {text}")
+    return StoreError(f"Milvus failed to {action}: {text}")
+
+
+class MilvusStore:
+    """A thin, typed layer over ``pymilvus.MilvusClient``."""
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        token: str | None = None,
+        db_name: str | None = None,
+        timeout_s: float = 60.0,
+        dense_index: str = "auto",
+    ) -> None:
+        from pymilvus import MilvusClient
+
+        self.uri = uri
+        self.is_lite = "://" not in uri
+        self.dense_index = ("FLAT" if self.is_lite else "HNSW") if dense_index == "auto" else dense_index
+        self.timeout_s = timeout_s
+        # Milvus Lite serves one process through one local socket; serialise calls
+        # from threads (the API server) so they never interleave on it.
+        self._lock = threading.RLock()
+        kwargs: dict[str, Any] = {"uri": uri, "timeout": timeout_s}
+        if token:
+            kwargs["token"] = token
+        if db_name:
+            kwargs["db_name"] = db_name
+        try:
+            self.client = MilvusClient(**kwargs)
+        except Exception as error:  # noqa: BLE001
+            raise StoreUnavailableError(
+                f"cannot open Milvus at {uri!r}: {error}. For Milvus Lite give a writable file path ending in .db; "
+                "for a server give http(s)://host:19530 and check it is running"
+            ) from error
+
+    # --- collections -------------------------------------------------------------
+
+    def list_collections(self) -> list[str]:
+        with self._lock:
+            try:
+                return sorted(self.client.list_collections(timeout=self.timeout_s))
+            except Exception as error:  # noqa: BLE001
+                raise _wrap(error, "list collections") from error
+
+    def has_collection(self, name: str) -> bool:
+        with self._lock:
+            try:
+                return bool(self.client.has_collection(name, timeout=self.timeout_s))
+            except Exception as error:  # noqa: BLE001
+                raise _wrap(error, f"check collection {name!r}") from error
+
+    def create_collection(
+        self,
+        name: str,
+        manifest: dict[str, Any],
+        *,
+        dense_dim: int | None,
+        with_sparse: bool,
+        bm25_k1: float,
+        bm25_b: float,
+    ) -> None:
+        from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+        validate_collection_name(name)
+        if self.has_collection(name):
+            raise CollectionExistsError(f"collection {name!r} exists already")
+        description = json.dumps(manifest, sort_keys=True, ensure_ascii=False)
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=description)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=_MAX_ID)
+        schema.add_field("doc_id", DataType.VARCHAR, max_length=_MAX_ID)
+        schema.add_field("chunk_index", DataType.INT64)
+        schema.add_field("text", DataType.VARCHAR, max_length=_MAX_TEXT)
+        schema.add_field(
+            "bm25_text", DataType.VARCHAR, max_length=_MAX_TEXT, enable_analyzer=True, analyzer_params={"tokenizer": "whitespace"}
+        )
+        schema.add_field("title", DataType.VARCHAR, max_length=2048)
+        schema.add_field("source", DataType.VARCHAR, max_length=4096)
+        # -1 stands for "no page" so that page filters stay plain integer comparisons.
+        schema.add_field("page", DataType.INT64)
+        schema.add_field("heading", DataType.VARCHAR, max_length=4096)
+        schema.add_field("metadata", DataType.JSON)
+        schema.add_field("bm25", DataType.SPARSE_FLOAT_VECTOR)
+        if with_sparse:
+            schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        if dense_dim is not None:
+            schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dense_dim)
+        schema.add_function(
+            Function(name="bm25_terms", function_type=FunctionType.BM25, input_field_names=["bm25_text"], output_field_names=["bm25"])
+        )
+        index_params = self.client.prepare_index_params()
+        index_params.add_index(
+            "bm25", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params={"bm25_k1": bm25_k1, "bm25_b": bm25_b}
+        )
+        if with_sparse:
+            index_params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+        if dense_dim is not None:
+            dense_params = {
+                "HNSW": {"M": 16, "efConstruction": 200},
+                "IVF_FLAT": {"nlist": 1024},
+                "FLAT": {},
+                "DISKANN": {},
+                "AUTOINDEX": {},
+            }[self.dense_index]
+            index_params.add_index("dense", index_type=self.dense_index, metric_type="IP", params=dense_params)
+        with self._lock:
+            try:
+                self.client.create_collection(name, schema=schema, index_params=index_params, timeout=self.timeout_s)
+            except Exception as error:  # noqa: BLE001
+                raise _wrap(error, f"create collection {name!r}") from error
+
+    def drop_collection(self, name: str) -> None:
+        self._require(name)
+        with self._lock:
+            try:
+                self.client.drop_collection(name, timeout=self.timeout_s)
+            except Exception as error:  # noqa: BLE001
+                raise _wrap(error, f"drop collection {name!r}") from error
+
+    def _require(self, name: str) -> None:
+        validate_collection_name(name)
+        if not self.has_collection(name):
+            existing = self.list_collections()
+            hint = f"; collections here: {', '.join(existing)}" if existing else "; there are no collections yet"
+            raise CollectionNotFoundError(f"no collection {name!r} at {self.uri}{hint}")
+
+    def manifest(self, name: str) -> dict[str, Any]:
+        self._require(name)
+        with self._lock:
+            try:
+                description = self.client.describe_collection(name, timeout=self.timeout_s).get("description", "")
+            except Exception as error:  # noqa: BLE001
+                raise _wrap(error, f"describe collection {name!r}") from error
+        try:
+            manifest = json.loads(description)
+        except (TypeError, json.JSONDecodeError):
+            manifest = None
+        if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+            raise ManifestMismatchError(f"collection {name!r} was not created by hybrid-search (no manifest found)")
+        if manifest.get("schema_version") != SCHEMA_VERSION:
+            raise ManifestMismatchError(
+                f"collection {name!r} has schema version {manifest.get('schema_version')}, this hybrid-search reads "
+                f"version {SCHEMA_VERSION}: re-index it into a new collection"
+            )
+        return manifest
+
+    def count(self, name: str) -> int:
+        self._require(name)
+        with self._lock:
+            try:
+                rows = self.client.query(name, filter="", output_fields=["count(*)"], timeout=self.timeout_s)
+            except Exception as error:  # noqa: BLE001
+                raise _wrap(error, f"count rows of {name!r}") from error
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    # --- rows ----------------------------------------------------------------------
+
+    @staticmethod
+    def make_row(
+        chunk: Any, bm25_text: str, dense: Sequence[float] | None, sparse: dict[int, float] | None
+    ) -> dict[str, Any]:
+        from .types import Chunk
+
+        assert isinstance(chunk, Chunk)
+        metadata = dict(chunk.metadata)
+        if chunk.char_start is not None:
+            metadata["char_start"] = chunk.char_start
+            metadata["char_end"] = chunk.char_end
+        row: dict[str, Any] = {
+            "id": chunk.id,
+            "doc_id": chunk.doc_id,
+            "chunk_index": chunk.chunk_index,
+            "text": chunk.text,
+            "bm25_text": bm25_text,
+            "title": chunk.title,
+            "source": chunk.source,
+            "page": chunk.page if chunk.page is not None else -1,
+            "heading": _HEADING_SEPARATOR.join(chunk.heading_path),
+            "metadata": metadata,
+        }
+        if dense is not None:
+            row["dense"] = [float(x) for x in dense]
+        if sparse is not None:
+            row["sparse"] = sparse
+        return row
+
+    def upsert(self, name: str, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        with self._lock:
+            try:
+                self.client.upsert(name, rows, timeout=self.timeout_s)
+            except Exception as error:  # noqa: BLE001
+                raise _wrap(error, f"write {len(rows)} chunks to {name!r}") from error
+
+    def delete_where(self, name: str, expression: str) -> int:
+        with self._lock:
+            try:
+                result = self.client.delete(name, filter=expression, timeout=self.timeout_s)
+            except Exception as error:  # noqa: BLE001
+                raise _wrap(error, f"delete from {name!r}") from error
+        # Milvus Lite answers with the deleted ids, a server with a count.
+        if isinstance(result, list):
+            return len(result)
+        if isinstance(result, dict):
+            return int(result.get("delete_count", 0))
+        return int(getattr(result, "delete_count", 0) or 0)
+
+    def query(self, name: str, expression: str, fields: Sequence[str], limit: int | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            try:
+                kwargs: dict[str, Any] = {"filter": expression, "output_fields": list(fields), "timeout": self.timeout_s}
+                if limit is not None:
+                    kwargs["limit"] = limit
+                return list(self.client.query(name, **kwargs))
+            except Exception as error:  # noqa: BLE001
+                raise _wrap(error, f"query {name!r}") from error
+
+    def iterate(self, name: str, expression: str, fields: Sequence[str], batch_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """All rows matching ``expression`` in pages (no 16k query-window limit)."""
+        with self._lock:
+            try:
+                iterator = self.client.query_iterator(name, batch_size=batch_size, filter=expression, output_fields=list(fields))
+            except Exception as error:  # noqa: BLE001
+                raise _wrap(error, f"iterate over {name!r}") from error
+        try:
+            while True:
+                with self._lock:
+                    page = iterator.next()
+                if not page:
+                    break
+                yield from page
+        finally:
+            iterator.close()
+
+    def search(
+        self,
+        name: str,
+        path: RetrievalPath,
+        queries: list[Any],
+        *,
+        limit: int,
+        expression: str = "",
+        output_fields: Sequence[str] = OUTPUT_FIELDS,
+    ) -> list[list[tuple[dict[str, Any], float]]]:
+        """One path's candidates for each query: ([(row, score)], best first)."""
+        field = {"bm25": "bm25", "sparse": "sparse", "dense": "dense"}[path]
+        params: dict[str, Any] = {"metric_type": "BM25" if path == "bm25" else "IP", "params": {}}
+        if path == "dense" and self.dense_index == "HNSW":
+            params["params"] = {"ef": max(64, limit)}
+        elif path == "dense" and self.dense_index == "IVF_FLAT":
+            params["params"] = {"nprobe": 64}
+        with self._lock:
+            try:
+                results = self.client.search(
+                    name,
+                    data=queries,
+                    anns_field=field,
+                    limit=limit,
+                    filter=expression,
+                    output_fields=list(output_fields),
+                    search_params=params,
+                    timeout=self.timeout_s,
+                )
+            except Exception as error:  # noqa: BLE001
+                raise _wrap(error, f"search {name!r} ({path})") from error
+        return [[(hit.get("entity", {}) | {"id": hit["id"]}, float(hit["distance"])) for hit in hits] for hits in results]
+
+    # --- aliases (servers only: Milvus Lite 2.5 does not implement them) ---------
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        with self._lock:
+            try:
+                if self.alias_target(alias) is None:
+                    self.client.create_alias(collection, alias, timeout=self.timeout_s)
+                else:
+                    self.client.alter_alias(collection, alias, timeout=self.timeout_s)
+            except Exception as error:  # noqa: BLE001
+                raise _wrap(error, f"point alias {alias!r} at {collection!r}") from error
+
+    def alias_target(self, alias: str) -> str | None:
+        with self._lock:
+            try:
+                return self.client.describe_alias(alias, timeout=self.timeout_s).get("collection_name")
+            except Exception:  # noqa: BLE001 - describe_alias raises for an unknown alias
+                return None
+
+    def list_aliases(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name in self.list_collections():
+            with self._lock:
+                try:
+                    aliases = self.client.list_aliases(name, timeout=self.timeout_s).get("aliases", [])
+                except Exception as error:  # noqa: BLE001
+                    raise _wrap(error, f"list aliases of {name!r}") from error
+            found.update({alias: name for alias in aliases})
+        return found
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self.client.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+
+
+def heading_path_from_row(value: str) -> tuple[str, ...]:
+    return tuple(part for part in value.split(_HEADING_SEPARATOR) if part) if value else ()

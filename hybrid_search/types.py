@@ -1,0 +1,158 @@
+"""The records that flow through the engine: chunks in, hits out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "RetrievalPath",
+    "RETRIEVAL_PATHS",
+    "Chunk",
+    "PathScore",
+    "Hit",
+    "SearchResult",
+    "IndexReport",
+    "CollectionInfo",
+    "chunk_id_for",
+]
+
+RetrievalPath = Literal["bm25", "sparse", "dense"]
+RETRIEVAL_PATHS: tuple[RetrievalPath, ...] = ("bm25", "sparse", "dense")
+
+
+def chunk_id_for(doc_id: str, chunk_index: int) -> str:
+    """Stable chunk id: the same document and position always give the same id,
+    so indexing the same input twice overwrites instead of duplicating."""
+    return f"{doc_id}#{chunk_index}"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One retrievable unit of text and where it came from.
+
+    ``embed_text`` is what the encoders see when it differs from ``text`` (for
+    example the heading path prepended); ``text`` is what is stored and shown.
+    """
+
+    doc_id: str
+    chunk_index: int
+    text: str
+    title: str = ""
+    source: str = ""
+    page: int | None = None
+    heading_path: tuple[str, ...] = ()
+    char_start: int | None = None
+    char_end: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    embed_text: str | None = None
+
+    @property
+    def id(self) -> str:
+        return chunk_id_for(self.doc_id, self.chunk_index)
+
+    @property
+    def text_for_encoding(self) -> str:
+        return self.embed_text if self.embed_text is not None else self.text
+
+
+@dataclass(frozen=True)
+class PathScore:
+    """Where one retrieval path placed a chunk (rank starts at 1) and its raw score."""
+
+    rank: int
+    score: float
+
+
+@dataclass
+class Hit:
+    """A search result that explains itself."""
+
+    rank: int
+    chunk_id: str
+    doc_id: str
+    text: str
+    title: str
+    source: str
+    page: int | None
+    heading_path: tuple[str, ...]
+    metadata: dict[str, Any]
+    paths: dict[str, PathScore]
+    fused_score: float
+    rerank_score: float | None = None
+    matched_terms: tuple[str, ...] = ()
+
+    @property
+    def score(self) -> float:
+        """The score the hit was finally ordered by."""
+        return self.rerank_score if self.rerank_score is not None else self.fused_score
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "chunk_id": self.chunk_id,
+            "doc_id": self.doc_id,
+            "text": self.text,
+            "title": self.title,
+            "source": self.source,
+            "page": self.page,
+            "heading_path": list(self.heading_path),
+            "metadata": self.metadata,
+            "paths": {p: {"rank": s.rank, "score": s.score} for p, s in self.paths.items()},
+            "fused_score": self.fused_score,
+            "rerank_score": self.rerank_score,
+            "score": self.score,
+            "matched_terms": list(self.matched_terms),
+        }
+
+
+@dataclass
+class SearchResult:
+    """Hits plus what produced them. ``confident`` is False when a minimum rerank
+    score was set and no candidate reached it: ``hits`` is then empty on purpose."""
+
+    query: str
+    collection: str
+    hits: list[Hit]
+    paths: tuple[str, ...]
+    fusion: str
+    reranked: bool
+    confident: bool = True
+    query_terms: tuple[str, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "collection": self.collection,
+            "paths": list(self.paths),
+            "fusion": self.fusion,
+            "reranked": self.reranked,
+            "confident": self.confident,
+            "query_terms": list(self.query_terms),
+            "timings_ms": self.timings_ms,
+            "hits": [h.to_dict() for h in self.hits],
+        }
+
+
+@dataclass
+class IndexReport:
+    """What one ``Engine.index`` call did."""
+
+    chunks_written: int = 0
+    documents: int = 0
+    stale_chunks_removed: int = 0
+    seconds: float = 0.0
+    encode_seconds: float = 0.0
+    write_seconds: float = 0.0
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks_written / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    chunks: int
+    manifest: dict[str, Any]

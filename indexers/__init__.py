@@ -1,0 +1,1 @@
+"""Ingestion: files in (``files``), documents out (``documents``), chunks out (``chunks``)."""

@@ -1,0 +1,47 @@
+"""Shared pytest configuration and fixtures for the hybrid-search test suite.
+
+Sections (append new fixtures to the matching section):
+  1. Environment      - process-wide settings applied before collection.
+  2. Model fixtures   - tiny real models built locally (no downloads).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+try:  # repo root on sys.path (``python -m pytest``, or pythonpath = ["."])
+    from tests.tiny_models import TinyModels, build_tiny_models
+except ModuleNotFoundError:  # rootdir-less ``pytest``: tests/ itself is on sys.path
+    from tiny_models import TinyModels, build_tiny_models  # type: ignore[no-redef]
+
+
+# ---------------------------------------------------------------------------
+# 1. Environment
+# ---------------------------------------------------------------------------
+
+#: Never touch the Hugging Face Hub from tests: every model is local.
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Set here rather than in a fixture: huggingface_hub reads HF_HUB_OFFLINE
+    # once, at import time, so it must be in place before any test module
+    # (or library) is imported.
+    os.environ.update(OFFLINE_ENV)
+
+
+# ---------------------------------------------------------------------------
+# 2. Model fixtures
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    """Paths of tiny random BERT models (dense / m3 / splade / cross-encoder),
+    built once per test session.  See ``tests/tiny_models.py``."""
+    return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))

@@ -1,0 +1,80 @@
+import pytest
+
+from hybrid_search.errors import FilterError
+from hybrid_search.filters import FilterCondition, compile_filters, parse_filter
+
+pytestmark = pytest.mark.unit
+
+
+def test_compiles_typed_literals_and_ands_conditions():
+    expression = compile_filters(
+        [
+            FilterCondition("source", "==", "a.pdf"),
+            FilterCondition("page", ">=", 3),
+            FilterCondition("metadata.lang", "in", ["en", "zh"]),
+            FilterCondition("metadata.score", "<", 0.5),
+            FilterCondition("metadata.public", "==", True),
+        ]
+    )
+    assert expression == (
+        '(source == "a.pdf") and (page >= 3) and (metadata["lang"] in ["en", "zh"]) '
+        'and (metadata["score"] < 0.5) and (metadata["public"] == true)'
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "literal"),
+    [
+        ('" or doc_id != "', '"\\" or doc_id != \\""'),
+        ("back\\slash", '"back\\\\slash"'),
+        ('\\" or 1 == 1 or "\\', '"\\\\\\" or 1 == 1 or \\"\\\\"'),
+        ("数据 ünïcode 🚀", '"数据 ünïcode 🚀"'),
+    ],
+)
+def test_hostile_values_stay_inside_one_string_literal(value, literal):
+    assert compile_filters([FilterCondition("doc_id", "==", value)]) == f"(doc_id == {literal})"
+
+
+def test_metadata_keys_are_quoted_too():
+    assert compile_filters([FilterCondition('metadata.a"]) or (1', "==", 1)]) == '(metadata["a\\"]) or (1"] == 1)'
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        (lambda: FilterCondition("text", "==", "x"), "unknown filter field"),
+        (lambda: FilterCondition("doc_id", "~", "x"), "operator"),
+        (lambda: compile_filters([FilterCondition("page", "==", "3")]), "integer"),
+        (lambda: compile_filters([FilterCondition("doc_id", "==", 3)]), "string"),
+        (lambda: compile_filters([FilterCondition("doc_id", "in", "abc")]), "list"),
+        (lambda: compile_filters([FilterCondition("doc_id", "in", [])]), "at least one"),
+        (lambda: compile_filters([FilterCondition("doc_id", "==", "a\nb")]), "control"),
+        (lambda: compile_filters([FilterCondition("metadata.x", "==", float("nan"))]), "finite"),
+        (lambda: compile_filters([FilterCondition("metadata.x", "==", {"a": 1})]), "string, number or boolean"),
+        (lambda: compile_filters([FilterCondition("page", "like", "3%")]), "numeric"),
+    ],
+)
+def test_bad_conditions_are_refused(condition, message):
+    with pytest.raises(FilterError, match=message):
+        condition()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("page >= 3", FilterCondition("page", ">=", 3)),
+        ("source = a.pdf", FilterCondition("source", "==", "a.pdf")),
+        ('metadata.lang in ["en","zh"]', FilterCondition("metadata.lang", "in", ["en", "zh"])),
+        ("metadata.lang in en, zh", FilterCondition("metadata.lang", "in", ["en", "zh"])),
+        ('title like "Intro%"', FilterCondition("title", "like", "Intro%")),
+        ("doc_id == 42", FilterCondition("doc_id", "==", "42")),
+        ("doc_id not in a,b", FilterCondition("doc_id", "not in", ["a", "b"])),
+    ],
+)
+def test_parse_filter(text, expected):
+    assert parse_filter(text) == expected
+
+
+def test_parse_filter_rejects_garbage():
+    with pytest.raises(FilterError, match="FIELD OP VALUE"):
+        parse_filter("just words")
