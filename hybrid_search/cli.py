@@ -125,46 +125,30 @@ def _fail(error: Exception) -> None:
 # --- index ------------------------------------------------------------------------------
 
 
-def _records(path: Path, text_field: str, id_field: str | None, title_field: str) -> Iterator[dict[str, Any]]:
-    corpus = path / "corpus.jsonl" if path.is_dir() else path
-    with corpus.open(encoding="utf-8-sig") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+def _record_fields(paths: list[Path], id_field: str | None, text_field: str, title_field: str, metadata_fields: list[str] | None) -> tuple[str | None, tuple[str, ...]]:
+    """Record id and metadata fields: as given, else read off the first record
+    of the first JSONL file (id: _id, id or doc_id; metadata: other scalars)."""
+    if id_field is not None and metadata_fields:
+        return id_field, tuple(metadata_fields)
+    first: dict[str, Any] | None = None
+    for path in paths:
+        corpus = path / "corpus.jsonl" if path.is_dir() and (path / "corpus.jsonl").is_file() else path
+        if corpus.is_file() and corpus.suffix == ".jsonl":
+            with corpus.open(encoding="utf-8-sig") as handle:
+                line = next((line for line in handle if line.strip()), "")
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(f"{corpus}:{line_number}: not valid JSON ({error.msg})") from error
-            if not isinstance(record, dict):
-                raise InputError(f"{corpus}:{line_number}: each line must be a JSON object")
-            record["__line__"] = line_number
-            yield record
-
-
-def _record_chunk(record: dict[str, Any], source: str, text_field: str, id_field: str | None, title_field: str, metadata_fields: list[str]) -> Chunk:
-    line = record.pop("__line__")
-    ids = [id_field] if id_field else ["_id", "id", "doc_id"]
-    doc_id = next((str(record[f]) for f in ids if record.get(f) not in (None, "")), None)
-    if doc_id is None:
-        raise InputError(f"{source}:{line}: no document id (looked for field(s) {', '.join(ids)}; set --id-field)")
-    text = record.get(text_field)
-    if not isinstance(text, str) or not text.strip():
-        raise InputError(f"{source}:{line}: field {text_field!r} is missing or empty (set --text-field)")
-    title = str(record.get(title_field) or "")
-    if metadata_fields:
-        metadata = {f: record[f] for f in metadata_fields if f in record}
-    else:
-        reserved = {text_field, title_field, *ids}
-        metadata = {k: v for k, v in record.items() if k not in reserved and isinstance(v, (str, int, float, bool))}
-    return Chunk(
-        doc_id=doc_id,
-        chunk_index=0,
-        text=text,
-        title=title,
-        source=source,
-        metadata=metadata,
-        embed_text=f"{title}\n{text}" if title else None,
-    )
+                first = json.loads(line) if line else None
+            except json.JSONDecodeError:
+                first = None  # the reader reports the bad record itself
+            break
+    if not isinstance(first, dict):
+        return id_field, tuple(metadata_fields or ())
+    if id_field is None:
+        id_field = next((f for f in ("_id", "id", "doc_id") if f in first), None)
+    if not metadata_fields:
+        reserved = {text_field, title_field, id_field}
+        metadata_fields = [k for k, v in first.items() if k not in reserved and isinstance(v, (str, int, float, bool))]
+    return id_field, tuple(metadata_fields)
 
 
 def _new_collection_config(
@@ -202,9 +186,61 @@ def _new_collection_config(
     return CollectionConfig(name=name, dense=dense, sparse=sparse, analyzer=analyzer)
 
 
+class _RichProgress:
+    """Files/s, chunks/s and ETA for an ingest run."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.files = bar.add_task("files", total=None, rate="")
+        self.chunks = bar.add_task("chunks", total=0, rate="")
+
+    def _rate(self, task_id: Any, unit: str) -> None:
+        speed = self.bar.tasks[task_id].speed
+        self.bar.update(task_id, rate=f"{speed:.1f} {unit}/s" if speed else "")
+
+    def files_planned(self, total: int) -> None:
+        self.bar.update(self.files, total=total)
+
+    def file_done(self, source: str, status: str) -> None:
+        self.bar.advance(self.files, 1)
+        self._rate(self.files, "files")
+
+    def chunks_planned(self, more: int) -> None:
+        self.bar.update(self.chunks, total=(self.bar.tasks[self.chunks].total or 0) + more)
+
+    def chunks_written(self, count: int) -> None:
+        self.bar.advance(self.chunks, count)
+        self._rate(self.chunks, "chunks")
+
+
+def _summary_table(summary: Any) -> Table:
+    table = Table(title="index summary", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows = [
+        ("files seen", summary.files_seen),
+        ("files indexed (new or changed)", summary.files_indexed),
+        ("files unchanged", summary.files_unchanged),
+        ("files or records skipped", len(summary.skipped)),
+        ("documents written", summary.documents_written),
+        ("documents unchanged", summary.documents_unchanged),
+        ("documents removed", summary.documents_removed),
+        ("chunks written", summary.chunks_written),
+        ("chunks unchanged", summary.chunks_unchanged),
+        ("chunks removed", summary.chunks_removed),
+    ]
+    for label, value in rows:
+        table.add_row(label, str(value))
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in summary.stage_seconds.items())
+    table.add_row("time", f"{summary.seconds:.1f}s ({stages})")
+    rate = summary.chunks_written / summary.seconds if summary.seconds else 0.0
+    table.add_row("throughput", f"{rate:.1f} chunks/s")
+    return table
+
+
 @app.command()
 def index(
-    paths: Annotated[list[Path], typer.Argument(help="JSONL files or BEIR folders (with corpus.jsonl).", exists=True)],
+    paths: Annotated[list[Path], typer.Argument(help="Folders, files (pdf, docx, html, md, txt, jsonl, csv) or BEIR folders.", exists=True)],
     collection: Annotated[Optional[str], typer.Option("--collection", "-C", help="Collection to write to (created if missing).")] = None,
     dense_model: Annotated[Optional[str], typer.Option(help="Dense model: hub name or local folder (new collections).")] = None,
     dense_kind: Annotated[Optional[str], typer.Option(help="sentence-transformers or bge-m3.")] = None,
@@ -216,14 +252,27 @@ def index(
     no_sparse: Annotated[Optional[bool], typer.Option("--no-sparse", help="Build the collection without a learned-sparse path.")] = None,
     language: Annotated[Optional[str], typer.Option(help="BM25 analyzer: en or zh (jieba).")] = None,
     user_dict: Annotated[Optional[str], typer.Option(help="jieba user dictionary file for domain terms.")] = None,
-    text_field: Annotated[str, typer.Option(help="Record field holding the text.")] = "text",
-    id_field: Annotated[Optional[str], typer.Option(help="Record field holding the document id (default: _id, id or doc_id).")] = None,
+    include: Annotated[Optional[list[str]], typer.Option(help="Glob of files to include (gitignore syntax; repeatable).")] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option(help="Glob of files or folders to leave out (repeatable).")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Chunk budget in the encoder's tokens.")] = 256,
+    overlap_tokens: Annotated[Optional[int], typer.Option(help="Tokens of whole sentences shared by neighbouring chunks (default max/8).")] = None,
+    no_headings: Annotated[bool, typer.Option("--no-headings", help="Do not prepend title and heading path to the embedded text.")] = False,
+    root_label: Annotated[Optional[str], typer.Option(help="Name of this ingest root in the collection (default: the folder name).")] = None,
+    text_field: Annotated[str, typer.Option(help="Record field holding the text (JSONL/CSV).")] = "text",
+    id_field: Annotated[Optional[str], typer.Option(help="Record field holding the id (default: _id, id or doc_id).")] = None,
     title_field: Annotated[str, typer.Option(help="Record field holding the title.")] = "title",
-    metadata_field: Annotated[Optional[list[str]], typer.Option(help="Record field(s) to keep as metadata (default: all scalar fields).")] = None,
+    metadata_field: Annotated[Optional[list[str]], typer.Option(help="Record field(s) kept as metadata (default: all scalar fields).")] = None,
+    max_file_mb: Annotated[float, typer.Option(help="Skip files larger than this.")] = 100.0,
     batch_size: Annotated[Optional[int], typer.Option(help="Chunks encoded per batch.")] = None,
 ) -> None:
-    """Index records into a collection, creating it on first use."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    """Bring a collection in sync with files: new and changed files are indexed,
+    unchanged ones skipped, deleted ones removed. Exit code 3: some files skipped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    from indexers.chunks import ChunkingConfig
+    from indexers.documents import ReadOptions
+    from indexers.files import FileSelection
+    from indexers.pipeline import IngestConfig, ingest
 
     try:
         name = _collection_name(collection)
@@ -238,36 +287,34 @@ def index(
         else:
             engine.create_collection(config)
             console.print(f"created collection [bold]{name}[/] at {engine.store_config.display_uri}")
-        fields = list(metadata_field or [])
-        for path in paths:
-            source = str(path)
-            if not (path.suffix == ".jsonl" or (path.is_dir() and (path / "corpus.jsonl").is_file())):
-                raise InputError(f"{path}: give a .jsonl file or a BEIR folder with corpus.jsonl")
-            total = sum(1 for _ in _records(path, text_field, id_field, title_field))
-            with Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]} chunks/s"),
-                TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False,
-            ) as progress:
-                task = progress.add_task(path.name, total=total, rate="-")
-
-                def advance(n: int) -> None:
-                    progress.advance(task, n)
-                    speed = progress.tasks[0].speed
-                    progress.update(task, rate=f"{speed:.1f}" if speed else "-")
-
-                chunks = (
-                    _record_chunk(r, source, text_field, id_field, title_field, fields)
-                    for r in _records(path, text_field, id_field, title_field)
-                )
-                report = engine.index(name, chunks, batch_size=int(batch_size or 64), progress=advance)
-            console.print(
-                f"{path}: {report.documents} documents, {report.chunks_written} chunks written, "
-                f"{report.stale_chunks_removed} stale chunks removed in {report.seconds:.1f}s "
-                f"({report.chunks_per_second:.1f} chunks/s; encode {report.encode_seconds:.1f}s, write {report.write_seconds:.1f}s)"
-            )
+        record_id, record_metadata = _record_fields(paths, id_field, text_field, title_field, metadata_field)
+        ingest_config = IngestConfig(
+            read=ReadOptions(
+                max_file_bytes=int(max_file_mb * 1024 * 1024),
+                text_fields=(text_field,),
+                id_field=record_id,
+                title_field=title_field,
+                metadata_fields=record_metadata,
+            ),
+            chunking=ChunkingConfig(max_tokens=max_tokens, overlap_tokens=overlap_tokens, prepend_headings=not no_headings),
+            selection=FileSelection(include=tuple(include or ("*",)), exclude=tuple(exclude or ())),
+            batch_size=int(batch_size or 64),
+            root_label=root_label,
+        )
+        with Progress(
+            TextColumn("[bold]{task.description:>6}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+            TextColumn("[cyan]{task.fields[rate]}"), TimeRemainingColumn(),
+            console=err_console, transient=False,
+        ) as bar:
+            summary = ingest(engine, name, paths, ingest_config, progress=_RichProgress(bar))
     except HybridSearchError as error:
         _fail(error)
+        return
+    console.print(_summary_table(summary))
+    for skipped in summary.skipped:
+        err_console.print(f"[yellow]skipped[/] {skipped.source}: {skipped.reason}: {skipped.detail}", highlight=False)
+    if summary.failed:
+        raise typer.Exit(code=3)
 
 
 # --- search -----------------------------------------------------------------------------
@@ -504,7 +551,14 @@ def documents_delete(
 
 def main() -> None:
     # An application entry point may set library verbosity (importing the
-    # package must not): weight-loading bars would drown the output.
+    # package must not): weight-loading bars, grpc keepalive chatter between
+    # pymilvus and Milvus Lite during long encodes, and pymilvus's iterator
+    # notice would drown the output.
+    import logging
+    import os
+
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    logging.getLogger("pymilvus").setLevel(logging.ERROR)
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()

@@ -1,0 +1,156 @@
+"""Sync state: what a collection already holds for an ingest root, and what a
+run must add, replace or remove to match the files on disk.
+
+The collection itself is the manifest. Every chunk written by the pipeline
+carries, in its metadata, the ingest root's label, the SHA-256 of its file's
+bytes, the SHA-256 of its document (content plus pipeline settings) and its
+document's chunk count. A document is *complete* when exactly that many chunks
+with matching hashes are present at positions 0..n-1. Because the state is read
+back from Milvus rather than from a side file, an interrupted run can never
+leave a manifest that disagrees with the index: whatever is incomplete is
+simply re-indexed by the next run, which then ends exactly as a clean run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hybrid_search.filters import FilterCondition, compile_filters
+
+if TYPE_CHECKING:
+    from hybrid_search.engine import Engine
+
+    from .chunks import ChunkingConfig
+    from .documents import Document, ReadOptions
+
+__all__ = [
+    "ROOT_KEY",
+    "FILE_HASH_KEY",
+    "DOC_HASH_KEY",
+    "CHUNKS_KEY",
+    "StoredDocument",
+    "SyncState",
+    "file_sha256",
+    "document_sha256",
+    "pipeline_fingerprint",
+]
+
+ROOT_KEY = "ingest_root"
+FILE_HASH_KEY = "ingest_file_sha256"
+DOC_HASH_KEY = "ingest_doc_sha256"
+CHUNKS_KEY = "ingest_chunks"
+INGEST_KEYS = (ROOT_KEY, FILE_HASH_KEY, DOC_HASH_KEY, CHUNKS_KEY)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pipeline_fingerprint(read: ReadOptions, chunking: ChunkingConfig, token_counter_name: str) -> str:
+    """Settings that change the chunks a file yields: changing any re-indexes."""
+    payload = json.dumps(
+        {"read": asdict(read), "chunking": asdict(chunking), "tokens": token_counter_name}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def document_sha256(doc: Document, fingerprint: str) -> str:
+    payload = json.dumps(
+        {
+            "title": doc.title,
+            "text": doc.text,
+            "metadata": doc.metadata,
+            "blocks": [(b.kind, b.page, b.heading_path) for b in doc.blocks],
+            "pipeline": fingerprint,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class StoredDocument:
+    doc_id: str
+    source: str
+    file_sha256: str | None = None
+    doc_sha256: str | None = None
+    expected_chunks: int | None = None
+    positions: set[int] = field(default_factory=set)
+    consistent: bool = True
+
+    def add_row(self, chunk_index: int, metadata: dict[str, Any]) -> None:
+        hashes = (metadata.get(FILE_HASH_KEY), metadata.get(DOC_HASH_KEY), metadata.get(CHUNKS_KEY))
+        if not self.positions:
+            self.file_sha256, self.doc_sha256, self.expected_chunks = hashes
+        elif hashes != (self.file_sha256, self.doc_sha256, self.expected_chunks):
+            self.consistent = False  # chunks from two versions: an interrupted write
+        self.positions.add(chunk_index)
+
+    @property
+    def complete(self) -> bool:
+        return (
+            self.consistent and self.expected_chunks is not None and self.positions == set(range(self.expected_chunks))
+        )
+
+
+@dataclass
+class SyncState:
+    """The documents a collection holds for one ingest root, by source file."""
+
+    root_label: str
+    documents: dict[str, StoredDocument]
+
+    @classmethod
+    def load(cls, engine: Engine, collection: str, root_label: str) -> SyncState:
+        expression = compile_filters([FilterCondition(f"metadata.{ROOT_KEY}", "==", root_label)])
+        documents: dict[str, StoredDocument] = {}
+        name = engine.resolve(collection)
+        for row in engine.store.iterate(name, expression, ["doc_id", "chunk_index", "source", "metadata"]):
+            stored = documents.setdefault(row["doc_id"], StoredDocument(row["doc_id"], row["source"]))
+            stored.add_row(int(row["chunk_index"]), row.get("metadata") or {})
+        return cls(root_label, documents)
+
+    def by_source(self) -> dict[str, list[StoredDocument]]:
+        grouped: dict[str, list[StoredDocument]] = defaultdict(list)
+        for stored in self.documents.values():
+            grouped[stored.source].append(stored)
+        return grouped
+
+    def file_unchanged(self, source: str, file_key: str, grouped: dict[str, list[StoredDocument]]) -> bool:
+        """All documents of the file are complete and were built from these bytes
+        with these settings (``file_key`` = bytes hash + pipeline fingerprint):
+        the file need not even be parsed."""
+        stored = grouped.get(source, [])
+        return bool(stored) and all(d.complete and d.file_sha256 == file_key for d in stored)
+
+    def document_unchanged(self, doc_id: str, doc_sha: str) -> bool:
+        stored = self.documents.get(doc_id)
+        return stored is not None and stored.complete and stored.doc_sha256 == doc_sha
+
+    def stale_documents(
+        self, live_sources: Iterable[str], live_doc_ids: Iterable[str], rewritten_sources: Iterable[str]
+    ) -> list[str]:
+        """Documents to delete: their file is gone, or their (re-read) file no
+        longer produces them (a record removed from a JSONL file)."""
+        live_sources = set(live_sources)
+        live_doc_ids = set(live_doc_ids)
+        rewritten = set(rewritten_sources)
+        stale = []
+        for doc_id, stored in self.documents.items():
+            if stored.source not in live_sources:
+                stale.append(doc_id)
+            elif stored.source in rewritten and doc_id not in live_doc_ids:
+                stale.append(doc_id)
+        return sorted(stale)
