@@ -589,9 +589,11 @@ class Engine:
 
 
 def _chunk_from_row(row: Mapping[str, Any]) -> Chunk:
-    metadata = dict(row.get("metadata") or {})
-    char_start = metadata.pop("char_start", None)
-    char_end = metadata.pop("char_end", None)
+    stored = dict(row.get("metadata") or {})
+    char_start = stored.pop("_char_start", None)
+    char_end = stored.pop("_char_end", None)
+    # Keys starting with "_" are bookkeeping (e.g. the ingest sync hashes).
+    metadata = {key: value for key, value in stored.items() if not key.startswith("_")}
     page = row.get("page", -1)
     return Chunk(
         doc_id=row["doc_id"],

@@ -217,8 +217,8 @@ class MilvusStore:
         assert isinstance(chunk, Chunk)
         metadata = dict(chunk.metadata)
         if chunk.char_start is not None:
-            metadata["char_start"] = chunk.char_start
-            metadata["char_end"] = chunk.char_end
+            metadata["_char_start"] = chunk.char_start
+            metadata["_char_end"] = chunk.char_end
         row: dict[str, Any] = {
             "id": chunk.id,
             "doc_id": chunk.doc_id,

@@ -41,10 +41,11 @@ __all__ = [
     "pipeline_fingerprint",
 ]
 
-ROOT_KEY = "ingest_root"
-FILE_HASH_KEY = "ingest_file_sha256"
-DOC_HASH_KEY = "ingest_doc_sha256"
-CHUNKS_KEY = "ingest_chunks"
+# A leading underscore marks bookkeeping: the engine keeps it out of hits.
+ROOT_KEY = "_ingest_root"
+FILE_HASH_KEY = "_ingest_file_sha256"
+DOC_HASH_KEY = "_ingest_doc_sha256"
+CHUNKS_KEY = "_ingest_chunks"
 INGEST_KEYS = (ROOT_KEY, FILE_HASH_KEY, DOC_HASH_KEY, CHUNKS_KEY)
 
 
