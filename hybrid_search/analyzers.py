@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from .config import AnalyzerConfig
@@ -42,6 +42,10 @@ class Analyzer:
         self.config = config
         if config.user_dict is not None and not Path(config.user_dict).is_file():
             raise ConfigError(f"AnalyzerConfig.user_dict: no such file {config.user_dict!r}")
+        # Normalising a word is a pure function of the word and this config, and
+        # the same words recur endlessly (every hit's text is re-analysed to
+        # report matched terms): memoise it per analyzer.
+        self._normalise = lru_cache(maxsize=1 << 18)(self._normalise_word)
 
     @cached_property
     def _stemmer(self):  # noqa: ANN202 - snowballstemmer has no types
@@ -60,7 +64,7 @@ class Analyzer:
             tokenizer.load_userdict(self.config.user_dict)
         return tokenizer
 
-    def _normalise(self, surface: str) -> str | None:
+    def _normalise_word(self, surface: str) -> str | None:
         term = unicodedata.normalize("NFKC", surface).lower().strip()
         if not term or len(term) > _MAX_TERM_CHARS or not any(ch.isalnum() for ch in term):
             return None
