@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -36,7 +35,7 @@ from .config import (
 from .engine import Engine, SearchOptions
 from .errors import ConfigError, HybridSearchError, InputError
 from .filters import parse_filter
-from .types import RETRIEVAL_PATHS, Chunk, SearchResult
+from .types import SearchResult
 
 __all__ = ["app", "main"]
 
@@ -51,6 +50,20 @@ collections_app = typer.Typer(help="List, inspect and drop collections.", no_arg
 documents_app = typer.Typer(help="List, show and delete indexed documents.", no_args_is_help=True)
 app.add_typer(collections_app, name="collections")
 app.add_typer(documents_app, name="documents")
+
+
+def _register_shells() -> None:
+    """The HTTP service and training live in their own modules; the CLI only
+    names them (imported lazily inside the commands they define)."""
+    from .api.server import serve_command
+
+    app.command("serve", help="Run the HTTP search service (FastAPI + uvicorn).")(serve_command)
+    try:
+        from training.cli import train_app
+    except ImportError:  # an install without the training package
+        return
+    app.add_typer(train_app, name="train")
+
 
 console = Console()
 err_console = Console(stderr=True)
@@ -547,6 +560,9 @@ def documents_delete(
         _fail(error)
         return
     console.print(f"removed {removed} chunks of {len(doc_ids)} document(s)")
+
+
+_register_shells()
 
 
 def main() -> None:

@@ -218,7 +218,9 @@ class CollectionConfig:
         from .store import validate_collection_name
 
         validate_collection_name(self.name)
-        _check_positive("CollectionConfig", "bm25_k1", self.bm25_k1)
+        # Milvus accepts k1 in [0, 3]; below 0.01 the term-frequency part degenerates.
+        if not 0.01 <= self.bm25_k1 <= 3.0:
+            raise ConfigError(f"CollectionConfig.bm25_k1 must lie in [0.01, 3]; got {self.bm25_k1!r}")
         if not 0.0 <= self.bm25_b <= 1.0:
             raise ConfigError(f"CollectionConfig.bm25_b must lie in [0, 1]; got {self.bm25_b!r}")
 

@@ -27,7 +27,7 @@ from .config import (
     to_plain,
 )
 from .encoders import EncoderSet, load_encoders
-from .errors import ConfigError, InputError, ManifestMismatchError
+from .errors import ConfigError, InputError, ManifestMismatchError, StoreError
 from .filters import FilterCondition, compile_filters
 from .fusion import fuse
 from .rerank import Reranker, load_reranker
@@ -227,8 +227,8 @@ class Engine:
         collection it pointed at before. Searches by alias follow at once.
 
         On a Milvus server this is a real Milvus alias (``alter_alias``); Milvus
-        Lite has no aliases, so there the pointer is one row in the settings
-        collection, written by a single upsert."""
+        Lite has no aliases (also when served over TCP), so there the pointer is
+        one row in the settings collection, written by a single upsert."""
         from .store import validate_collection_name
 
         validate_collection_name(alias)
@@ -237,15 +237,15 @@ class Engine:
             raise ConfigError(f"alias {alias!r} would hide the collection of the same name")
         previous = self.resolve(alias)
         previous = previous if previous != alias else None
-        if self.store.is_lite:
-            self.settings.put(alias, "alias", collection)
-        else:
+        if self.store.supports_aliases:
             self.store.set_alias(alias, collection)
+        else:
+            self.settings.put(alias, "alias", collection)
         return previous
 
     def resolve(self, name: str) -> str:
         """The collection a name refers to (itself, or the target of an alias)."""
-        if self.store.is_lite:
+        if not self.store.supports_aliases:
             target = self.settings.get(name, "alias")
             if target is not None and not self.store.has_collection(name):
                 return str(target)
@@ -253,7 +253,7 @@ class Engine:
         return self.store.alias_target(name) or name
 
     def list_aliases(self) -> dict[str, str]:
-        if self.store.is_lite:
+        if not self.store.supports_aliases:
             return self.settings.all_named("alias")
         return self.store.list_aliases()
 
@@ -500,7 +500,7 @@ class Engine:
                 # Nothing to match on this path (all stopwords, no sparse terms).
                 ranked[path] = []
             else:
-                candidates = self.store.search(name, path, [data], limit=options.depth_for(path), expression=expression)[0]
+                candidates = self._search_path(name, path, data, options.depth_for(path), expression)
                 ranked[path] = []
                 for row, score in candidates:
                     rows.setdefault(row["id"], row)
@@ -569,6 +569,18 @@ class Engine:
             query_terms=tuple(query_terms),
             timings_ms=timings,
         )
+
+    def _search_path(self, name: str, path: str, data: Any, depth: int, expression: str) -> list[tuple[dict[str, Any], float]]:
+        try:
+            return self.store.search(name, path, [data], limit=depth, expression=expression)[0]  # type: ignore[arg-type]
+        except StoreError as error:
+            # Milvus Lite's BM25 divides by the average document length, 0 in an
+            # empty collection, and fails ("NaN or Inf"): an empty collection
+            # simply has no hits.
+            text = str(error)
+            if path == "bm25" and ("NaN or Inf" in text or "isfinite" in text) and self.store.count(name) == 0:
+                return []
+            raise
 
     def _reranker_for(self, options: SearchOptions) -> Reranker | None:
         wanted = options.rerank if options.rerank is not None else self.rerank_config is not None

@@ -88,6 +88,17 @@ def _literal(value: Any, expected: type | None, field: str) -> str:
     raise FilterError(f"filter value for {field!r} must be a string, number or boolean; got {type(value).__name__}")
 
 
+def _uniform(values: list[Any], field: str) -> list[Any]:
+    """Milvus needs one type per list: integers mixed with floats become floats;
+    other mixes (text with numbers, booleans with numbers) are refused."""
+    kinds = {bool if isinstance(v, bool) else float if isinstance(v, (int, float)) else type(v) for v in values}
+    if len(kinds) > 1:
+        raise FilterError(f"filter list for {field!r} mixes value types; use one type (all text, all numbers or all booleans)")
+    if kinds == {float} and any(isinstance(v, float) for v in values):
+        return [float(v) for v in values]
+    return values
+
+
 def _field_expression(field: str) -> tuple[str, type | None]:
     if field in FILTERABLE_FIELDS:
         return field, FILTERABLE_FIELDS[field]
@@ -105,6 +116,7 @@ def _compile_one(condition: FilterCondition) -> str:
             raise FilterError(f"filter {condition.op!r} on {condition.field!r} needs at least one value")
         if len(values) > _MAX_IN_VALUES:
             raise FilterError(f"filter {condition.op!r} takes at most {_MAX_IN_VALUES} values")
+        values = _uniform(list(values), condition.field)
         rendered = ", ".join(_literal(v, expected, condition.field) for v in values)
         return f"{target} {condition.op} [{rendered}]"
     if condition.op == "like":

@@ -70,6 +70,7 @@ class MilvusStore:
         self.uri = uri
         self.is_lite = "://" not in uri
         self.dense_index = ("FLAT" if self.is_lite else "HNSW") if dense_index == "auto" else dense_index
+        self._aliases_supported: bool | None = None
         self.timeout_s = timeout_s
         # Milvus Lite serves one process through one local socket; serialise calls
         # from threads (the API server) so they never interleave on it.
@@ -320,6 +321,22 @@ class MilvusStore:
         return [[(hit.get("entity", {}) | {"id": hit["id"]}, float(hit["distance"])) for hit in hits] for hits in results]
 
     # --- aliases (servers only: Milvus Lite 2.5 does not implement them) ---------
+
+    @property
+    def supports_aliases(self) -> bool:
+        """Milvus servers have aliases; Milvus Lite (a file, or one served over
+        TCP) answers UNIMPLEMENTED. Probed once, not on every request."""
+        if self._aliases_supported is None:
+            if self.is_lite:
+                self._aliases_supported = False
+            else:
+                with self._lock:
+                    try:
+                        self.client.list_aliases(timeout=self.timeout_s)
+                        self._aliases_supported = True
+                    except Exception as error:  # noqa: BLE001
+                        self._aliases_supported = "UNIMPLEMENTED" not in str(error).upper()
+        return self._aliases_supported
 
     def set_alias(self, alias: str, collection: str) -> None:
         with self._lock:

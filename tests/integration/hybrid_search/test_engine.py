@@ -262,3 +262,9 @@ def test_tuned_fusion_defaults_persist(m3_engine):
     assert fresh.open_collection("m3").fusion == tuned
     assert fresh.search("m3", "cat dog").fusion == "weighted"
     m3_engine.set_fusion_defaults("m3", FusionConfig())
+
+
+def test_empty_collection_searches_to_no_hits(tmp_path):
+    engine = Engine(StoreConfig(uri=str(tmp_path / "empty.db")), runtime=RuntimeConfig(device="cpu"))
+    engine.create_collection(CollectionConfig(name="empty", dense=None, sparse=None))
+    assert engine.search("empty", "anything at all").hits == []

@@ -32,6 +32,8 @@ pytestmark = pytest.mark.unit
         (lambda: CollectionConfig(name="bad-name"), "not valid"),
         (lambda: CollectionConfig(name="1abc"), "not valid"),
         (lambda: CollectionConfig(name="ok", bm25_b=2.0), "bm25_b"),
+        (lambda: CollectionConfig(name="ok", bm25_k1=3.5), "bm25_k1"),
+        (lambda: CollectionConfig(name="ok", bm25_k1=1e-300), "bm25_k1"),
     ],
 )
 def test_choices_are_checked_on_construction(build, message):

@@ -52,6 +52,8 @@ def test_metadata_keys_are_quoted_too():
         (lambda: compile_filters([FilterCondition("metadata.x", "==", float("nan"))]), "finite"),
         (lambda: compile_filters([FilterCondition("metadata.x", "==", {"a": 1})]), "string, number or boolean"),
         (lambda: compile_filters([FilterCondition("page", "like", "3%")]), "numeric"),
+        (lambda: compile_filters([FilterCondition("metadata.x", "in", ["a", 1])]), "mixes value types"),
+        (lambda: compile_filters([FilterCondition("metadata.x", "in", [True, 1])]), "mixes value types"),
     ],
 )
 def test_bad_conditions_are_refused(condition, message):
@@ -78,3 +80,7 @@ def test_parse_filter(text, expected):
 def test_parse_filter_rejects_garbage():
     with pytest.raises(FilterError, match="FIELD OP VALUE"):
         parse_filter("just words")
+
+
+def test_in_lists_of_ints_and_floats_become_floats():
+    assert compile_filters([FilterCondition("metadata.x", "in", [1, 2.5])]) == '(metadata["x"] in [1.0, 2.5])'

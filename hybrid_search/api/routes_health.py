@@ -1,0 +1,48 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from .. import __version__
+from ..config import StoreConfig
+from .errors import ApiError
+from .metrics import CONTENT_TYPE_LATEST
+from .routes_search import ERRORS
+from .schemas import HealthOut, ReadyOut
+from .services import Services, get_services, require_read
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=HealthOut, summary="Liveness")
+def health() -> HealthOut:
+    """The process is up and answering. Touches nothing else."""
+    return HealthOut(status="ok", version=__version__, pid=os.getpid())
+
+
+@router.get("/readyz", response_model=ReadyOut, responses={503: ERRORS[503]}, summary="Readiness")
+def ready(request: Request, services: Services = Depends(get_services)) -> ReadyOut:
+    """Ready when start-up (model loading) is done and the store answers."""
+    if not getattr(request.app.state, "started", False):
+        raise ApiError(503, "starting", "the service is still starting (loading models)", headers={"Retry-After": "2"})
+    engine = services.engine()
+    names = engine.list_collections()  # a round trip: StoreUnavailableError -> 503
+    public = services.settings.auth_enabled
+    return ReadyOut(
+        status="ready",
+        collections=len(names),
+        pid=os.getpid(),
+        store=None if public else StoreConfig(uri=services.settings.store_uri).display_uri,
+        models_loaded=None if public else list(services.models_loaded),
+    )
+
+
+@router.get("/metrics", response_class=Response, responses=ERRORS, summary="Prometheus metrics")
+def metrics(services: Services = Depends(require_read)) -> Response:
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
