@@ -574,6 +574,8 @@ def main() -> None:
     import os
 
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    import pymilvus  # noqa: F401 - configures its logger on import; adjust it after
+
     logging.getLogger("pymilvus").setLevel(logging.ERROR)
     from transformers.utils import logging as transformers_logging
 

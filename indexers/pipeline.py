@@ -6,26 +6,41 @@ chunked on a thread pool while the encoder works on earlier chunks, and chunks
 from many files share encoder batches; documents whose files disappeared are
 removed at the end. Killing a run at any point and running it again ends in the
 same state as one clean run.
+
+The order of the writes is what makes that hold:
+
+1. new and changed documents are written (``Engine.index``), each chunk
+   stamped with its file's hash and document count; a document half written
+   is incomplete and is written again by the next run;
+2. unchanged documents of changed files (other records of an edited JSONL
+   file) get the new file stamp (their rows are rewritten as they are, no
+   re-encoding); until then the file does not count as unchanged;
+3. documents whose file is gone, or whose re-read file no longer yields them,
+   are deleted; until then they are still in the state, so the next run
+   deletes them.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from hybrid_search.errors import ConfigError, InputError
+from hybrid_search.filters import FilterCondition, compile_filters
 from hybrid_search.types import Chunk
 
-from .chunks import ChunkingConfig, chunk_document, hf_token_counter
-from .documents import RECORD_FORMATS, FileReadResult, ReadOptions, Skipped, document_format, read_file, source_for
+from .chunks import ChunkingConfig, TokenCounter, chunk_document, hf_token_counter, whitespace_token_counter
+from .documents import RECORD_FORMATS, Document, ReadOptions, Skipped, document_format, read_file, source_for
 from .files import FileSelection, find_files
 from .sync import (
     CHUNKS_KEY,
     DOC_HASH_KEY,
+    FILE_DOCS_KEY,
     FILE_HASH_KEY,
     ROOT_KEY,
     SyncState,
@@ -35,9 +50,12 @@ from .sync import (
 )
 
 if TYPE_CHECKING:
+    from hybrid_search.encoders import EncoderSet
     from hybrid_search.engine import Engine
 
-__all__ = ["IngestConfig", "IngestSummary", "IngestProgress", "ingest"]
+__all__ = ["IngestConfig", "IngestSummary", "IngestProgress", "ingest", "token_counter_for"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,7 @@ class IngestSummary:
     documents_written: int = 0
     documents_unchanged: int = 0
     documents_removed: int = 0
+    documents_restamped: int = 0
     chunks_written: int = 0
     chunks_unchanged: int = 0
     chunks_removed: int = 0
@@ -108,7 +127,7 @@ class _Root:
 
 
 def _roots(paths: Sequence[Path], config: IngestConfig) -> list[_Root]:
-    roots = []
+    roots: list[_Root] = []
     for path in paths:
         path = Path(path)
         if not path.exists():
@@ -123,11 +142,33 @@ def _roots(paths: Sequence[Path], config: IngestConfig) -> list[_Root]:
         else:
             if document_format(path) is None:
                 raise InputError(f"{path}: unsupported file type (supported: pdf, docx, html, md, txt, jsonl, csv)")
-            roots.append(_Root(path, path.parent, config.root_label or path.resolve().parent.name, [path], True))
+            label = config.root_label or path.resolve().parent.name
+            # Files of one folder named one by one form one root, so their
+            # chunks share encoder batches and their reading overlaps encoding.
+            same = next(
+                (r for r in roots if r.single_file and r.label == label and r.base.resolve() == path.parent.resolve()),
+                None,
+            )
+            if same is None:
+                roots.append(_Root(path, path.parent, label, [path], True))
+            elif all(source_for(f, same.base) != source_for(path, same.base) for f in same.files):
+                same.files.append(path)
+    for root in roots:
+        if root.single_file:
+            root.files.sort(key=lambda f: source_for(f, root.base))
     return roots
 
 
-def _prepare_chunks(chunks: list[Chunk], label: str, file_key: str, doc_sha: str) -> list[Chunk]:
+def token_counter_for(encoders: EncoderSet) -> tuple[TokenCounter, str]:
+    """The chunker's token counter for a collection's encoders (their own
+    tokenizer, else whitespace words) and its name for the pipeline fingerprint."""
+    tokenizer = getattr(encoders.dense or encoders.sparse, "tokenizer", None)
+    if tokenizer is None:
+        return whitespace_token_counter, "whitespace"
+    return hf_token_counter(tokenizer), str(getattr(tokenizer, "name_or_path", type(tokenizer).__name__))
+
+
+def _prepare_chunks(chunks: list[Chunk], label: str, file_key: str, doc_sha: str, file_docs: int) -> list[Chunk]:
     count = len(chunks)
     return [
         replace(
@@ -138,6 +179,7 @@ def _prepare_chunks(chunks: list[Chunk], label: str, file_key: str, doc_sha: str
                 FILE_HASH_KEY: file_key,
                 DOC_HASH_KEY: doc_sha,
                 CHUNKS_KEY: count,
+                FILE_DOCS_KEY: file_docs,
             },
         )
         for chunk in chunks
@@ -163,16 +205,8 @@ def ingest(
     summary.files_seen = sum(len(r.files) for r in roots)
     progress.files_planned(summary.files_seen)
 
-    encoders = engine.encoders(collection)
-    tokenizer = getattr(encoders.dense or encoders.sparse, "tokenizer", None)
-    if tokenizer is not None:
-        count_tokens = hf_token_counter(tokenizer)
-        counter_name = getattr(tokenizer, "name_or_path", type(tokenizer).__name__)
-    else:
-        from .chunks import whitespace_token_counter
-
-        count_tokens, counter_name = whitespace_token_counter, "whitespace"
-    fingerprint = pipeline_fingerprint(config.read, config.chunking, str(counter_name))
+    count_tokens, counter_name = token_counter_for(engine.encoders(collection))
+    fingerprint = pipeline_fingerprint(config.read, config.chunking, counter_name)
 
     for root in roots:
         _ingest_root(engine, collection, root, config, fingerprint, count_tokens, progress, summary)
@@ -180,10 +214,45 @@ def ingest(
     return summary
 
 
-def _read_and_hash(path: Path, root: _Root, read: ReadOptions) -> tuple[FileReadResult, float]:
+@dataclass
+class _FileWork:
+    """One file read and chunked on a worker thread: its documents, each with
+    its hash and its chunks (``None``: stored already, complete and unchanged)."""
+
+    source: str
+    file_key: str
+    documents: list[tuple[Document, str, list[Chunk] | None]]
+    skipped: list[Skipped]
+    read_seconds: float
+    chunk_seconds: float
+
+
+def _read_and_chunk(
+    path: Path,
+    file_key: str,
+    root: _Root,
+    config: IngestConfig,
+    fingerprint: str,
+    count_tokens: TokenCounter,
+    state: SyncState,
+) -> _FileWork:
     t0 = time.perf_counter()
-    result = read_file(path, read, root=root.base)
-    return result, time.perf_counter() - t0
+    result = read_file(path, config.read, root=root.base)
+    t1 = time.perf_counter()
+    documents: list[tuple[Document, str, list[Chunk] | None]] = []
+    try:
+        for doc in result.documents:
+            if doc.format not in RECORD_FORMATS:
+                doc = replace(doc, doc_id=f"{root.label}/{doc.source}")
+            doc_sha = document_sha256(doc, fingerprint)
+            unchanged = state.document_unchanged(doc.doc_id, doc_sha)
+            documents.append((doc, doc_sha, None if unchanged else chunk_document(doc, config.chunking, count_tokens)))
+    except Exception as exc:  # noqa: BLE001 - a chunker bug loses one file, not the run
+        log.warning("chunking %s failed unexpectedly", result.source, exc_info=True)
+        return _FileWork(
+            result.source, file_key, [], [Skipped(result.source, "corrupt", f"chunking failed: {type(exc).__name__}: {exc}")], t1 - t0, 0.0
+        )
+    return _FileWork(result.source, file_key, documents, list(result.skipped), t1 - t0, time.perf_counter() - t1)
 
 
 def _ingest_root(
@@ -198,14 +267,12 @@ def _ingest_root(
 ) -> None:
     t0 = time.perf_counter()
     state = SyncState.load(engine, collection, root.label)
-    grouped = state.by_source()
-    summary.add_stage("state", time.perf_counter() - t0)
-
     sources = {path: source_for(path, root.base) for path in root.files}
     if root.single_file:
         # Only the named files are in scope: other files of the folder stay.
-        state.documents = {d: s for d, s in state.documents.items() if s.source in set(sources.values())}
-        grouped = state.by_source()
+        state = state.restricted_to(sources.values())
+    grouped = state.by_source()
+    summary.add_stage("state", time.perf_counter() - t0)
 
     t0 = time.perf_counter()
     to_read: list[tuple[Path, str]] = []
@@ -226,15 +293,35 @@ def _ingest_root(
             to_read.append((path, file_key))
     summary.add_stage("hash", time.perf_counter() - t0)
 
+    # Files whose documents this run takes as they are: unchanged, or not
+    # hashable now. Their documents stay, and keep their ids (see below).
+    reading = {sources[path] for path, _ in to_read}
+    held = set(sources.values()) - reading
+
     live_doc_ids: set[str] = set()
     rewritten_sources: set[str] = set()
+    owner: dict[str, str] = {}  # doc_id -> the file that yields it in this run
+    restamp: dict[str, tuple[str, int]] = {}
+
+    def keep(doc: Document, source: str, chunks: list[Chunk] | None) -> Skipped | None:
+        """Why a document read from ``source`` is left out, if it is."""
+        if doc.doc_id in owner and owner[doc.doc_id] != source:
+            return Skipped(source, "duplicate_id", f"id {doc.doc_id!r} is already taken by {owner[doc.doc_id]}")
+        stored = state.documents.get(doc.doc_id)
+        if stored is not None and stored.source != source and stored.source in held and stored.source < source:
+            # A clean run reads files in path order and the first one keeps an
+            # id; the file holding it now comes first and is not re-read.
+            return Skipped(source, "duplicate_id", f"id {doc.doc_id!r} is already taken by {stored.source}")
+        if chunks == []:
+            return Skipped(source, "no_text", f"document {doc.doc_id!r} yields no chunks")
+        return None
 
     def documents_chunks() -> Iterator[Chunk]:
-        # Reading and chunking run ahead on worker threads (parsers and
-        # tokenizers release the GIL in places) while the encoder batches the
-        # chunks of many files together.
+        # Reading and chunking run ahead on worker threads (parsers and the
+        # Rust tokenizer release the GIL in places) while the encoder batches
+        # the chunks of many files together.
         with ThreadPoolExecutor(max_workers=config.reader_threads, thread_name_prefix="ingest-read") as pool:
-            pending: list[tuple[Future[tuple[FileReadResult, float]], str]] = []
+            pending: list[Future[_FileWork]] = []
             queue = iter(to_read)
 
             def top_up() -> None:
@@ -243,43 +330,57 @@ def _ingest_root(
                     if item is None:
                         return
                     path, file_key = item
-                    pending.append((pool.submit(_read_and_hash, path, root, config.read), file_key))
+                    pending.append(
+                        pool.submit(_read_and_chunk, path, file_key, root, config, fingerprint, count_tokens, state)
+                    )
 
-            top_up()
-            while pending:
-                future, file_key = pending.pop(0)
+            try:
                 top_up()
-                result, read_seconds = future.result()
-                summary.add_stage("read", read_seconds)
-                summary.skipped.extend(result.skipped)
-                if not result.documents:
-                    progress.file_done(result.source, "skipped")
-                    continue
-                rewritten_sources.add(result.source)
-                t_chunk = time.perf_counter()
-                file_chunks: list[Chunk] = []
-                for doc in result.documents:
-                    if doc.format not in RECORD_FORMATS:
-                        doc = replace(doc, doc_id=f"{root.label}/{doc.source}")
-                    live_doc_ids.add(doc.doc_id)
-                    doc_sha = document_sha256(doc, fingerprint)
-                    if state.document_unchanged(doc.doc_id, doc_sha):
-                        summary.documents_unchanged += 1
-                        summary.chunks_unchanged += state.documents[doc.doc_id].expected_chunks or 0
+                while pending:
+                    work = pending.pop(0).result()
+                    top_up()
+                    summary.add_stage("read", work.read_seconds)
+                    summary.add_stage("chunk", work.chunk_seconds)
+                    summary.skipped.extend(work.skipped)
+                    if not work.documents:
+                        progress.file_done(work.source, "skipped")
                         continue
-                    chunks = chunk_document(doc, config.chunking, count_tokens)
-                    if not chunks:
-                        summary.skipped.append(
-                            Skipped(doc.source, "no_text", f"document {doc.doc_id!r} yields no chunks")
-                        )
+                    rewritten_sources.add(work.source)
+                    kept = []
+                    left_out = len(work.skipped)  # bad records
+                    for doc, doc_sha, chunks in work.documents:
+                        reason = keep(doc, work.source, chunks)
+                        if reason is not None:
+                            summary.skipped.append(reason)
+                            left_out += 1
+                        else:
+                            owner[doc.doc_id] = work.source
+                            kept.append((doc, doc_sha, chunks))
+                    # What the file holds, the left-out records included: a file
+                    # with bad records never looks unchanged, so it is read and
+                    # its problems reported on every run, like a bad file.
+                    file_docs = len(kept) + left_out
+                    file_chunks: list[Chunk] = []
+                    for doc, doc_sha, chunks in kept:
+                        live_doc_ids.add(doc.doc_id)
+                        if chunks is None:
+                            summary.documents_unchanged += 1
+                            summary.chunks_unchanged += state.documents[doc.doc_id].expected_chunks or 0
+                            if state.needs_restamp(doc.doc_id, work.file_key, file_docs):
+                                restamp[doc.doc_id] = (work.file_key, file_docs)
+                        else:
+                            summary.documents_written += 1
+                            file_chunks.extend(_prepare_chunks(chunks, root.label, work.file_key, doc_sha, file_docs))
+                    if not kept:
+                        progress.file_done(work.source, "skipped")
                         continue
-                    summary.documents_written += 1
-                    file_chunks.extend(_prepare_chunks(chunks, root.label, file_key, doc_sha))
-                summary.add_stage("chunk", time.perf_counter() - t_chunk)
-                summary.files_indexed += 1
-                progress.chunks_planned(len(file_chunks))
-                yield from file_chunks
-                progress.file_done(result.source, "indexed")
+                    summary.files_indexed += 1
+                    progress.chunks_planned(len(file_chunks))
+                    yield from file_chunks
+                    progress.file_done(work.source, "indexed")
+            finally:
+                for future in pending:
+                    future.cancel()
 
     report = engine.index(
         collection, documents_chunks(), batch_size=config.batch_size, progress=progress.chunks_written
@@ -288,6 +389,10 @@ def _ingest_root(
     summary.chunks_removed += report.stale_chunks_removed
     summary.add_stage("encode", report.encode_seconds)
     summary.add_stage("write", report.write_seconds)
+
+    t0 = time.perf_counter()
+    summary.documents_restamped += _restamp(engine, collection, restamp)
+    summary.add_stage("restamp", time.perf_counter() - t0)
 
     t0 = time.perf_counter()
     stale = state.stale_documents(
@@ -303,3 +408,38 @@ def _unread_doc_ids(state: SyncState, rewritten_sources: set[str]) -> set[str]:
     """Documents of files this run did not re-read (unchanged or unreadable now)
     stay live: only a file that was read again can drop documents."""
     return {d for d, stored in state.documents.items() if stored.source not in rewritten_sources}
+
+
+_RESTAMP_DOCS = 64
+_RESTAMP_ROWS = 256
+
+
+def _restamp(engine: Engine, collection: str, stamps: dict[str, tuple[str, int]]) -> int:
+    """Give unchanged documents their file's new stamp: their rows (vectors
+    included) are read back and written again with only the stamp changed.
+    Returns the number of documents restamped."""
+    if not stamps:
+        return 0
+    name = engine.resolve(collection)
+    config = engine.open_collection(name)
+    fields = ["id", "doc_id", "chunk_index", "text", "bm25_text", "title", "source", "page", "heading", "metadata"]
+    if config.dense is not None:
+        fields.append("dense")
+    if config.sparse is not None:
+        fields.append("sparse")
+    doc_ids = sorted(stamps)
+    for start in range(0, len(doc_ids), _RESTAMP_DOCS):
+        group = doc_ids[start : start + _RESTAMP_DOCS]
+        expression = compile_filters([FilterCondition("doc_id", "in", group)])
+        # Read the whole group before writing: an upsert is a delete and an
+        # insert, which an open iterator over the same rows could see twice.
+        rows: list[dict[str, Any]] = []
+        for row in engine.store.iterate(name, expression, fields):
+            file_key, file_docs = stamps[row["doc_id"]]
+            rows.append(
+                {f: row[f] for f in fields if f in row}
+                | {"metadata": {**(row.get("metadata") or {}), FILE_HASH_KEY: file_key, FILE_DOCS_KEY: file_docs}}
+            )
+        for offset in range(0, len(rows), _RESTAMP_ROWS):
+            engine.store.upsert(name, rows[offset : offset + _RESTAMP_ROWS])
+    return len(doc_ids)

@@ -3,9 +3,11 @@ run must add, replace or remove to match the files on disk.
 
 The collection itself is the manifest. Every chunk written by the pipeline
 carries, in its metadata, the ingest root's label, the SHA-256 of its file's
-bytes, the SHA-256 of its document (content plus pipeline settings) and its
-document's chunk count. A document is *complete* when exactly that many chunks
-with matching hashes are present at positions 0..n-1. Because the state is read
+bytes, the SHA-256 of its document (content plus pipeline settings), its
+document's chunk count and the number of documents its file yields. A document
+is *complete* when exactly that many chunks with matching hashes are present at
+positions 0..n-1; a file is *unchanged* when its bytes hash matches and all the
+documents it yields are complete. Because the state is read
 back from Milvus rather than from a side file, an interrupted run can never
 leave a manifest that disagrees with the index: whatever is incomplete is
 simply re-indexed by the next run, which then ends exactly as a clean run.
@@ -34,6 +36,7 @@ __all__ = [
     "FILE_HASH_KEY",
     "DOC_HASH_KEY",
     "CHUNKS_KEY",
+    "FILE_DOCS_KEY",
     "StoredDocument",
     "SyncState",
     "file_sha256",
@@ -46,7 +49,14 @@ ROOT_KEY = "_ingest_root"
 FILE_HASH_KEY = "_ingest_file_sha256"
 DOC_HASH_KEY = "_ingest_doc_sha256"
 CHUNKS_KEY = "_ingest_chunks"
-INGEST_KEYS = (ROOT_KEY, FILE_HASH_KEY, DOC_HASH_KEY, CHUNKS_KEY)
+# How many documents the file version named by FILE_HASH_KEY holds, records
+# that were left out (bad, duplicate ids) included: without it, a JSONL file
+# whose run was interrupted after some of its records were written would look
+# complete and the rest would never come; counting the left-out ones keeps a
+# file with bad records from ever looking unchanged, so they are reported on
+# every run.
+FILE_DOCS_KEY = "_ingest_file_docs"
+INGEST_KEYS = (ROOT_KEY, FILE_HASH_KEY, DOC_HASH_KEY, CHUNKS_KEY, FILE_DOCS_KEY)
 
 
 def file_sha256(path: Path) -> str:
@@ -68,6 +78,9 @@ def pipeline_fingerprint(read: ReadOptions, chunking: ChunkingConfig, token_coun
 def document_sha256(doc: Document, fingerprint: str) -> str:
     payload = json.dumps(
         {
+            # The source too: a record that moves to another file must be
+            # rewritten, or its chunks would keep naming the old file.
+            "source": doc.source,
             "title": doc.title,
             "text": doc.text,
             "metadata": doc.metadata,
@@ -83,20 +96,36 @@ def document_sha256(doc: Document, fingerprint: str) -> str:
 
 @dataclass
 class StoredDocument:
+    """One document as the collection holds it, pieced together from its rows.
+
+    The document's content is identified by (``doc_sha256``, ``expected_chunks``):
+    rows that disagree on it come from two versions (an interrupted write) and
+    make the document incomplete. The file stamp (``file_sha256``,
+    ``file_docs``) says which file version the rows were written or re-stamped
+    for; rows that disagree on it (an interrupted re-stamp) leave it ``None``,
+    so the file is read again, but the content is still good.
+    """
+
     doc_id: str
     source: str
     file_sha256: str | None = None
     doc_sha256: str | None = None
     expected_chunks: int | None = None
+    file_docs: int | None = None
     positions: set[int] = field(default_factory=set)
     consistent: bool = True
 
     def add_row(self, chunk_index: int, metadata: dict[str, Any]) -> None:
-        hashes = (metadata.get(FILE_HASH_KEY), metadata.get(DOC_HASH_KEY), metadata.get(CHUNKS_KEY))
+        content = (metadata.get(DOC_HASH_KEY), metadata.get(CHUNKS_KEY))
+        stamp = (metadata.get(FILE_HASH_KEY), metadata.get(FILE_DOCS_KEY))
         if not self.positions:
-            self.file_sha256, self.doc_sha256, self.expected_chunks = hashes
-        elif hashes != (self.file_sha256, self.doc_sha256, self.expected_chunks):
-            self.consistent = False  # chunks from two versions: an interrupted write
+            self.doc_sha256, self.expected_chunks = content
+            self.file_sha256, self.file_docs = stamp
+        else:
+            if content != (self.doc_sha256, self.expected_chunks):
+                self.consistent = False  # chunks from two versions: an interrupted write
+            if stamp != (self.file_sha256, self.file_docs):
+                self.file_sha256 = self.file_docs = None
         self.positions.add(chunk_index)
 
     @property
@@ -123,6 +152,12 @@ class SyncState:
             stored.add_row(int(row["chunk_index"]), row.get("metadata") or {})
         return cls(root_label, documents)
 
+    def restricted_to(self, sources: Iterable[str]) -> SyncState:
+        """Only the documents of these files: a run given single files leaves
+        the other files of their folder alone."""
+        named = set(sources)
+        return SyncState(self.root_label, {d: s for d, s in self.documents.items() if s.source in named})
+
     def by_source(self) -> dict[str, list[StoredDocument]]:
         grouped: dict[str, list[StoredDocument]] = defaultdict(list)
         for stored in self.documents.values():
@@ -130,11 +165,19 @@ class SyncState:
         return grouped
 
     def file_unchanged(self, source: str, file_key: str, grouped: dict[str, list[StoredDocument]]) -> bool:
-        """All documents of the file are complete and were built from these bytes
-        with these settings (``file_key`` = bytes hash + pipeline fingerprint):
-        the file need not even be parsed."""
+        """All documents of the file are complete, were stamped with these bytes
+        and settings (``file_key`` = bytes hash + pipeline fingerprint), and are
+        as many as that file version yields: the file need not even be parsed."""
         stored = grouped.get(source, [])
-        return bool(stored) and all(d.complete and d.file_sha256 == file_key for d in stored)
+        return bool(stored) and all(
+            d.complete and d.file_sha256 == file_key and d.file_docs == len(stored) for d in stored
+        )
+
+    def needs_restamp(self, doc_id: str, file_key: str, file_docs: int) -> bool:
+        """An unchanged document of a changed file still carries another file
+        version's stamp (a record file where other records changed)."""
+        stored = self.documents[doc_id]
+        return (stored.file_sha256, stored.file_docs) != (file_key, file_docs)
 
     def document_unchanged(self, doc_id: str, doc_sha: str) -> bool:
         stored = self.documents.get(doc_id)
