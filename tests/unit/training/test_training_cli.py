@@ -1,0 +1,40 @@
+"""`hybrid-search train ...`: the Typer app's commands and error handling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from training.cli import train_app
+
+pytestmark = pytest.mark.unit
+
+runner = CliRunner()
+
+
+def test_every_stage_has_a_command() -> None:
+    result = runner.invoke(train_app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("data", "negatives", "dense", "sparse", "reranker", "evaluate", "promote", "retire", "all"):
+        assert command in result.output
+
+
+def test_data_command_writes_a_data_folder(tiny_beir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    result = runner.invoke(train_app, ["data", "--beir", str(tiny_beir), "--out", str(out), "--pseudo", "inverse-cloze,keywords", "--dev-fraction", "0.2"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.output)
+    assert stats["documents"]["test"] == 6 and stats["generated_train_examples"] > 0
+    assert (out / "split.json").is_file() and (out / "manifest.json").is_file()
+
+
+def test_errors_are_reported_without_a_traceback(tiny_beir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(train_app, ["data", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 1 and "exactly one of" in result.output
+    result = runner.invoke(train_app, ["data", "--beir", str(tiny_beir), "--out", str(tmp_path / "d"), "--pseudo", "riddles"])
+    assert result.exit_code == 2 and "kinds" in result.output
+    result = runner.invoke(train_app, ["all", "--config", str(tmp_path / "missing.toml")])
+    assert result.exit_code != 0

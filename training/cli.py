@@ -1,0 +1,406 @@
+"""``hybrid-search train ...``: one subcommand per stage, and ``all``.
+
+Thin: each command turns its options into a typed config and calls the stage's
+function; every check lives in the configs. Also runnable on its own as
+``python -m training.cli``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from hybrid_search.errors import HybridSearchError
+
+__all__ = ["train_app"]
+
+train_app = typer.Typer(
+    name="train",
+    help="Fine-tune the dense embedder, the learned-sparse head and the reranker on your own data, evaluate, promote.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+DataDir = Annotated[Path, typer.Option("--data", help="Data folder written by `train data`.")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+
+
+def _fail(error: Exception) -> None:
+    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2 if isinstance(error, (ValueError, ImportError)) else 1)
+
+
+def _dense_config(model: Optional[str], kind: str, query_prompt: Optional[str] = None, document_prompt: Optional[str] = None):  # noqa: ANN202
+    from hybrid_search.config import DenseEncoderConfig
+
+    return None if not model else DenseEncoderConfig(model=model, kind=kind, query_prompt=query_prompt, document_prompt=document_prompt)  # type: ignore[arg-type]
+
+
+def _sparse_config(model: Optional[str], kind: str):  # noqa: ANN202
+    from hybrid_search.config import SparseEncoderConfig
+
+    return None if not model else SparseEncoderConfig(model=model, kind=kind)  # type: ignore[arg-type]
+
+
+@train_app.command("data")
+def data_command(
+    out: Annotated[Path, typer.Option(help="Folder to write the data into.")],
+    beir: Annotated[Optional[Path], typer.Option(help="A BEIR folder (corpus.jsonl, queries.jsonl, qrels/).")] = None,
+    pairs: Annotated[Optional[Path], typer.Option(help="JSONL of {query, pos, neg} pairs or triplets.")] = None,
+    collection: Annotated[Optional[str], typer.Option(help="An indexed collection to make questions from.")] = None,
+    store: Annotated[str, typer.Option(help="Milvus URI of --collection.")] = "hybrid_search.db",
+    train_split: Annotated[str, typer.Option(help="BEIR qrels split to train on.")] = "train",
+    test_split: Annotated[str, typer.Option(help="BEIR qrels split held back for the report.")] = "test",
+    labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Train on the given labels.")] = True,
+    pseudo: Annotated[str, typer.Option(help="Offline pseudo-queries: none, or a comma list of inverse-cloze, keywords, title.")] = "none",
+    pseudo_per_chunk: Annotated[int, typer.Option(help="Pseudo-queries of each kind per chunk.")] = 2,
+    max_pseudo_chunks: Annotated[Optional[int], typer.Option(help="Make pseudo-queries from at most this many chunks.")] = None,
+    language: Annotated[str, typer.Option(help="en or zh (keyword extraction).")] = "en",
+    llm_base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1.")] = None,
+    llm_model: Annotated[Optional[str], typer.Option(help="Model name at the LLM endpoint.")] = None,
+    llm_api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key.")] = "OPENAI_API_KEY",
+    llm_concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 4,
+    questions_per_chunk: Annotated[int, typer.Option(help="LLM questions per chunk.")] = 2,
+    split: Annotated[str, typer.Option(help="labels (BEIR test split = test documents) or random.")] = "labels",
+    test_fraction: Annotated[float, typer.Option(help="Share of documents held out for test (split=random).")] = 0.2,
+    dev_fraction: Annotated[float, typer.Option(help="Share of the remaining documents held out for dev.")] = 0.1,
+    seed: Annotated[int, typer.Option()] = 42,
+) -> None:
+    """Build a data folder: corpus, document-level split, training examples, held-out queries."""
+    try:
+        from .data import DataConfig, build_training_data
+        from .llm_questions import LLMConfig
+        from .pseudo_queries import PseudoQueryConfig
+
+        sources = [name for name, value in (("beir", beir), ("jsonl", pairs), ("collection", collection)) if value]
+        if len(sources) != 1:
+            raise HybridSearchError("give exactly one of --beir, --pairs, --collection")
+        kinds = tuple(k.strip() for k in pseudo.split(",") if k.strip() and k.strip() != "none")
+        llm = None
+        if llm_base_url or llm_model:
+            llm = LLMConfig(
+                base_url=llm_base_url or "",
+                model=llm_model or "",
+                api_key_env=llm_api_key_env,
+                concurrency=llm_concurrency,
+                questions_per_chunk=questions_per_chunk,
+            )
+        config = DataConfig(
+            source=sources[0],  # type: ignore[arg-type]
+            path=str(beir or pairs) if (beir or pairs) else None,
+            collection=collection,
+            train_split=train_split,
+            test_split=test_split if beir else None,
+            use_labels=labels,
+            pseudo=PseudoQueryConfig(kinds=kinds, per_chunk=pseudo_per_chunk, language=language, seed=seed) if kinds else None,  # type: ignore[arg-type]
+            llm=llm,
+            split=split if beir else "random",  # type: ignore[arg-type]
+            test_fraction=test_fraction,
+            dev_fraction=dev_fraction,
+            max_pseudo_chunks=max_pseudo_chunks,
+            seed=seed,
+        )
+        engine = None
+        if collection:
+            from hybrid_search.config import StoreConfig
+            from hybrid_search.engine import Engine
+
+            engine = Engine(StoreConfig(uri=store))
+        data = build_training_data(config, out, engine=engine)
+        typer.echo(json.dumps(data.manifest["stats"], indent=2))
+    except HybridSearchError as error:
+        _fail(error)
+
+
+@train_app.command("negatives")
+def negatives_command(
+    data: DataDir,
+    dense_model: Annotated[Optional[str], typer.Option(help="Dense model of the mining collection (the base model).")] = None,
+    dense_kind: Annotated[str, typer.Option(help="sentence-transformers or bge-m3.")] = "sentence-transformers",
+    sparse_model: Annotated[Optional[str], typer.Option(help="Learned-sparse model of the mining collection.")] = None,
+    sparse_kind: Annotated[str, typer.Option(help="splade or bge-m3.")] = "splade",
+    depth: Annotated[int, typer.Option(help="Candidates per path.")] = 50,
+    max_rank: Annotated[int, typer.Option(help="Look at fused ranks 1..max-rank.")] = 30,
+    skip_top: Annotated[int, typer.Option(help="Skip this many top non-positive candidates.")] = 0,
+    margin: Annotated[float, typer.Option(help="Drop candidates scoring above margin x the positive (dense); 1 disables.")] = 0.95,
+    num_negatives: Annotated[int, typer.Option(help="Negatives kept per query.")] = 7,
+    cross_encoder: Annotated[Optional[str], typer.Option(help="Cross-encoder that vetoes candidates it scores above the positive.")] = None,
+    language: Annotated[str, typer.Option(help="en or zh (BM25 analyzer).")] = "en",
+    device: Device = "auto",
+    seed: Annotated[int, typer.Option()] = 42,
+) -> None:
+    """Mine hard negatives for the train examples with the engine's hybrid search."""
+    try:
+        from hybrid_search.config import RerankConfig
+
+        from .data import load_training_data
+        from .negatives import MiningConfig, mine_negatives
+
+        config = MiningConfig(
+            dense=_dense_config(dense_model, dense_kind),
+            sparse=_sparse_config(sparse_model, sparse_kind),
+            language=language,
+            depth=depth,
+            max_rank=max_rank,
+            skip_top=skip_top,
+            margin=min(margin, 1.0),
+            margin_check=margin < 1.0,
+            num_negatives=num_negatives,
+            cross_encoder=RerankConfig(model=cross_encoder, kind="cross-encoder") if cross_encoder else None,
+            device=device,  # type: ignore[arg-type]
+            seed=seed,
+        )
+        stats = mine_negatives(load_training_data(data), config, force=True)
+        typer.echo(stats.summary())
+    except HybridSearchError as error:
+        _fail(error)
+
+
+@train_app.command("dense")
+def dense_command(
+    data: DataDir,
+    base_model: Annotated[str, typer.Option(help="Model to start from (folder or hub id).")],
+    out: Annotated[Path, typer.Option(help="Run folder.")],
+    loss: Annotated[str, typer.Option(help="mnrl or cached-mnrl.")] = "mnrl",
+    epochs: Annotated[float, typer.Option()] = 3.0,
+    batch_size: Annotated[int, typer.Option()] = 32,
+    mini_batch_size: Annotated[int, typer.Option(help="cached-mnrl: texts per forward pass.")] = 16,
+    learning_rate: Annotated[float, typer.Option()] = 2e-5,
+    warmup_ratio: Annotated[float, typer.Option()] = 0.1,
+    max_seq_length: Annotated[int, typer.Option()] = 256,
+    num_negatives: Annotated[int, typer.Option(help="Hard negatives per example.")] = 3,
+    matryoshka: Annotated[str, typer.Option(help="Comma list of Matryoshka dimensions, largest first.")] = "",
+    query_prompt: Annotated[Optional[str], typer.Option(help="Prompt before queries, saved with the model.")] = None,
+    document_prompt: Annotated[Optional[str], typer.Option(help="Prompt before documents.")] = None,
+    device: Device = "auto",
+    seed: Annotated[int, typer.Option()] = 42,
+) -> None:
+    """Fine-tune a sentence-transformers embedder (MNRL, in-batch + hard negatives)."""
+    try:
+        from .data import load_training_data
+        from .embedder import DenseTrainConfig, train_dense
+
+        config = DenseTrainConfig(
+            base_model=base_model,
+            loss=loss,  # type: ignore[arg-type]
+            matryoshka_dims=tuple(int(d) for d in matryoshka.split(",") if d.strip()),
+            epochs=epochs,
+            batch_size=batch_size,
+            mini_batch_size=mini_batch_size,
+            learning_rate=learning_rate,
+            warmup_ratio=warmup_ratio,
+            max_seq_length=max_seq_length,
+            num_negatives=num_negatives,
+            query_prompt=query_prompt,
+            document_prompt=document_prompt,
+            device=device,  # type: ignore[arg-type]
+            seed=seed,
+        )
+        metrics = train_dense(load_training_data(data), config, out)
+        typer.echo(json.dumps(metrics, indent=2))
+    except HybridSearchError as error:
+        _fail(error)
+
+
+@train_app.command("sparse")
+def sparse_command(
+    data: DataDir,
+    base_model: Annotated[str, typer.Option(help="BGE-M3, or any encoder (its sparse head starts untrained).")],
+    out: Annotated[Path, typer.Option(help="Run folder.")],
+    epochs: Annotated[float, typer.Option()] = 2.0,
+    batch_size: Annotated[int, typer.Option()] = 8,
+    group_size: Annotated[int, typer.Option(help="1 positive + group-size - 1 negatives.")] = 4,
+    learning_rate: Annotated[float, typer.Option()] = 2e-5,
+    passage_max_len: Annotated[int, typer.Option()] = 256,
+    query_max_len: Annotated[int, typer.Option()] = 64,
+    colbert: Annotated[bool, typer.Option("--colbert/--no-colbert", help="Train the colbert head too.")] = True,
+    train_encoder: Annotated[bool, typer.Option("--train-encoder/--heads-only", help="Also update the encoder.")] = True,
+    mode: Annotated[str, typer.Option(help="in-process or subprocess.")] = "in-process",
+    device: Device = "auto",
+    seed: Annotated[int, typer.Option()] = 42,
+) -> None:
+    """BGE-M3-style unified fine-tuning (dense + sparse, colbert optional) with a collapse check."""
+    try:
+        from .data import load_training_data
+        from .sparse import SparseTrainConfig, train_sparse
+
+        config = SparseTrainConfig(
+            base_model=base_model,
+            epochs=epochs,
+            batch_size=batch_size,
+            group_size=group_size,
+            learning_rate=learning_rate,
+            passage_max_len=passage_max_len,
+            query_max_len=query_max_len,
+            colbert=colbert,
+            train_encoder=train_encoder,
+            mode=mode,  # type: ignore[arg-type]
+            device=device,  # type: ignore[arg-type]
+            seed=seed,
+        )
+        metrics = train_sparse(load_training_data(data), config, out)
+        typer.echo(json.dumps(metrics, indent=2))
+    except HybridSearchError as error:
+        _fail(error)
+
+
+@train_app.command("reranker")
+def reranker_command(
+    data: DataDir,
+    base_model: Annotated[str, typer.Option(help="A reranker, or an encoder (new classification head).")],
+    out: Annotated[Path, typer.Option(help="Run folder.")],
+    loss: Annotated[str, typer.Option(help="bce or listwise.")] = "bce",
+    num_negatives: Annotated[int, typer.Option()] = 7,
+    epochs: Annotated[float, typer.Option()] = 3.0,
+    batch_size: Annotated[int, typer.Option()] = 32,
+    learning_rate: Annotated[float, typer.Option()] = 3e-5,
+    max_length: Annotated[int, typer.Option()] = 384,
+    device: Device = "auto",
+    seed: Annotated[int, typer.Option()] = 42,
+) -> None:
+    """Fine-tune a cross-encoder reranker on the mined hard negatives."""
+    try:
+        from .data import load_training_data
+        from .reranker import RerankerTrainConfig, train_reranker
+
+        config = RerankerTrainConfig(
+            base_model=base_model,
+            loss=loss,  # type: ignore[arg-type]
+            num_negatives=num_negatives,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            max_length=max_length,
+            device=device,  # type: ignore[arg-type]
+            seed=seed,
+        )
+        metrics = train_reranker(load_training_data(data), config, out)
+        typer.echo(json.dumps(metrics, indent=2))
+    except HybridSearchError as error:
+        _fail(error)
+
+
+@train_app.command("evaluate")
+def evaluate_command(
+    data: DataDir,
+    out: Annotated[Path, typer.Option(help="Folder for evaluation.json / evaluation.md.")],
+    base_dense: Annotated[Optional[str], typer.Option(help="Dense model in service (baseline).")] = None,
+    base_sparse: Annotated[Optional[str], typer.Option(help="Sparse model in service (baseline).")] = None,
+    base_sparse_kind: Annotated[str, typer.Option(help="splade or bge-m3.")] = "splade",
+    dense: Annotated[Optional[str], typer.Option(help="Trained dense model folder.")] = None,
+    sparse: Annotated[Optional[str], typer.Option(help="Trained M3 sparse model folder.")] = None,
+    reranker: Annotated[Optional[str], typer.Option(help="Trained cross-encoder folder.")] = None,
+    scope: Annotated[str, typer.Option(help="all (index every chunk) or test (held-out documents only).")] = "all",
+    rerank_top_n: Annotated[int, typer.Option()] = 30,
+    max_queries: Annotated[Optional[int], typer.Option()] = None,
+    language: Annotated[str, typer.Option(help="en or zh (BM25 analyzer).")] = "en",
+    device: Device = "auto",
+) -> None:
+    """Before/after through the engine on the held-out split: each path, hybrid, hybrid + rerank."""
+    try:
+        from hybrid_search.config import RerankConfig
+
+        from .data import load_training_data
+        from .evaluate import EvalConfig, System, evaluate_systems
+
+        base_dense_config = _dense_config(base_dense, "sentence-transformers")
+        base_sparse_config = _sparse_config(base_sparse, base_sparse_kind)
+        rerank_config = RerankConfig(model=reranker, kind="cross-encoder", top_n=rerank_top_n) if reranker else None
+        systems = [
+            System("base", dense=base_dense_config, sparse=base_sparse_config),
+            System(
+                "tuned",
+                dense=_dense_config(dense, "sentence-transformers") or base_dense_config,
+                sparse=_sparse_config(sparse, "bge-m3") or base_sparse_config,
+                reranker=rerank_config,
+            ),
+        ]
+        config = EvalConfig(
+            systems=tuple(systems),
+            baseline="base",
+            candidate="tuned",
+            scope=scope,  # type: ignore[arg-type]
+            rerank_top_n=rerank_top_n,
+            max_queries=max_queries,
+            language=language,  # type: ignore[arg-type]
+            device=device,  # type: ignore[arg-type]
+        )
+        report = evaluate_systems(load_training_data(data), config, out)
+        typer.echo((out / "evaluation.md").read_text(encoding="utf-8"))
+        if not report.candidate_is_better:
+            typer.secho("the tuned system is not better than the base: promotion will refuse it unless forced", fg=typer.colors.YELLOW)
+    except HybridSearchError as error:
+        _fail(error)
+
+
+@train_app.command("promote")
+def promote_command(
+    alias: Annotated[str, typer.Option(help="The name searches use; it will point at <alias>_v<N>.")],
+    store: Annotated[str, typer.Option(help="Milvus URI.")] = "hybrid_search.db",
+    source: Annotated[Optional[str], typer.Option(help="Collection in service, for a first promotion.")] = None,
+    dense: Annotated[Optional[str], typer.Option(help="New dense model folder (sentence-transformers).")] = None,
+    sparse: Annotated[Optional[str], typer.Option(help="New sparse model folder (BGE-M3 style).")] = None,
+    evaluation: Annotated[Optional[Path], typer.Option(help="evaluation.json that must find the new model better.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Promote even if not better (or not evaluated).")] = False,
+) -> None:
+    """Re-embed into a new versioned collection and switch the alias atomically."""
+    try:
+        from hybrid_search.config import StoreConfig
+        from hybrid_search.engine import Engine
+
+        from .promote import promote
+
+        with Engine(StoreConfig(uri=store)) as engine:
+            result = promote(
+                engine,
+                alias,
+                dense=_dense_config(dense, "sentence-transformers"),
+                sparse=_sparse_config(sparse, "bge-m3"),
+                evaluation=evaluation,
+                source=source,
+                force=force,
+            )
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    except HybridSearchError as error:
+        _fail(error)
+
+
+@train_app.command("retire")
+def retire_command(
+    alias: Annotated[str, typer.Option(help="The alias whose old version to drop.")],
+    collection: Annotated[str, typer.Option(help="The old version to drop.")],
+    store: Annotated[str, typer.Option(help="Milvus URI.")] = "hybrid_search.db",
+) -> None:
+    """Drop an old version (never the one the alias serves)."""
+    try:
+        from hybrid_search.config import StoreConfig
+        from hybrid_search.engine import Engine
+
+        from .promote import retire_version
+
+        with Engine(StoreConfig(uri=store)) as engine:
+            retire_version(engine, alias, collection)
+        typer.echo(f"dropped {collection}")
+    except HybridSearchError as error:
+        _fail(error)
+
+
+@train_app.command("all")
+def all_command(
+    config: Annotated[Path, typer.Option("--config", help="Pipeline config (TOML or JSON).")],
+    out: Annotated[Optional[str], typer.Option(help="Override the config's output folder.")] = None,
+) -> None:
+    """Chain every stage from one config file; re-running resumes where it stopped."""
+    try:
+        from .pipeline import load_pipeline_config, run_pipeline
+
+        run_pipeline(load_pipeline_config(config, out=out))
+    except HybridSearchError as error:
+        _fail(error)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    train_app()

@@ -1,0 +1,316 @@
+"""Before/after evaluation through the engine, on held-out queries.
+
+Each system (a set of models: dense, sparse, reranker) gets its own collection
+built by ``Engine.index`` and is searched with ``Engine.search``, exactly the
+path users run: each retrieval path alone, hybrid (all paths fused), hybrid +
+rerank and BM25 + rerank when the system has a reranker. Metrics come from
+ranx. Engine order is what is scored (ranks, not raw scores), so ties and
+fusion behave as served.
+
+The report ends with a decision: does the candidate beat the baseline on the
+gate metric for the configuration that would be served? Promotion refuses a
+candidate that does not, unless forced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from hybrid_search.config import (
+    AnalyzerConfig,
+    CollectionConfig,
+    DenseEncoderConfig,
+    FusionConfig,
+    RerankConfig,
+    RuntimeConfig,
+    SparseEncoderConfig,
+    StoreConfig,
+)
+from hybrid_search.errors import ConfigError, InputError
+
+from .data import EvalQuery, TrainingData
+from .runs import Device, check_choice, plain, write_json
+
+__all__ = ["System", "EvalConfig", "EvaluationReport", "evaluate_systems", "read_report", "render_markdown"]
+
+Scope = Literal["all", "test"]
+GatePath = Literal["served", "hybrid", "hybrid+rerank", "dense", "sparse", "bm25"]
+ROW_ORDER = ("bm25", "sparse", "dense", "hybrid", "bm25+rerank", "hybrid+rerank")
+
+
+@dataclass(frozen=True)
+class System:
+    """One retrieval system: what its collection is built with, and its reranker."""
+
+    name: str
+    dense: DenseEncoderConfig | None = None
+    sparse: SparseEncoderConfig | None = None
+    reranker: RerankConfig | None = None
+    rows: tuple[str, ...] | None = None  # only these rows (controls skip what other systems measure)
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"System.name must be letters, digits, '-' or '_'; got {self.name!r}")
+        for row in self.rows or ():
+            check_choice("System", "rows", row, ROW_ORDER)
+
+    @property
+    def served(self) -> str:
+        return "hybrid+rerank" if self.reranker is not None else "hybrid"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    systems: tuple[System, ...]
+    baseline: str
+    candidate: str
+    scope: Scope = "all"  # index every chunk (BEIR convention) or only the held-out documents' chunks
+    queries: Literal["test", "dev"] = "test"
+    metrics: tuple[str, ...] = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+    gate_metric: str = "ndcg@10"
+    gate_path: GatePath = "served"
+    min_gain: float = 0.0
+    k: int = 100
+    depth: int = 100
+    rerank_top_n: int = 30
+    fusion: FusionConfig | None = None
+    language: Literal["en", "zh"] = "en"
+    store_uri: str | None = None  # default: <out>/eval.db
+    max_queries: int | None = None
+    device: Device = "auto"
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        check_choice("EvalConfig", "scope", self.scope, get_args(Scope))
+        check_choice("EvalConfig", "queries", self.queries, ("test", "dev"))
+        check_choice("EvalConfig", "gate_path", self.gate_path, get_args(GatePath))
+        check_choice("EvalConfig", "language", self.language, ("en", "zh"))
+        check_choice("EvalConfig", "device", self.device, get_args(Device))
+        names = [s.name for s in self.systems]
+        if len(set(names)) != len(names):
+            raise ConfigError("EvalConfig.systems must have distinct names")
+        for name in (self.baseline, self.candidate):
+            if name not in names:
+                raise ConfigError(f"EvalConfig: no system named {name!r}; systems are {', '.join(names)}")
+        if self.gate_metric not in self.metrics:
+            raise ConfigError("EvalConfig.gate_metric must be one of its metrics")
+        for name in ("k", "depth", "rerank_top_n", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"EvalConfig.{name} must be >= 1")
+        if self.max_queries is not None and self.max_queries < 1:
+            raise ConfigError("EvalConfig.max_queries must be >= 1")
+
+    def system(self, name: str) -> System:
+        return next(s for s in self.systems if s.name == name)
+
+
+@dataclass
+class EvaluationReport:
+    config: dict[str, Any]
+    queries: int
+    corpus_chunks: int
+    results: dict[str, dict[str, dict[str, float]]]  # system -> row -> metric -> value
+    collections: dict[str, str]
+    seconds: dict[str, float]
+    decision: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config,
+            "queries": self.queries,
+            "corpus_chunks": self.corpus_chunks,
+            "results": self.results,
+            "collections": self.collections,
+            "seconds": self.seconds,
+            "decision": self.decision,
+        }
+
+    @property
+    def candidate_is_better(self) -> bool:
+        return bool(self.decision.get("better"))
+
+
+def read_report(path: Path) -> EvaluationReport:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return EvaluationReport(**data)
+
+
+def _collection_name(system: System, scope: str, language: str, chunk_ids: Sequence[str]) -> str:
+    material = json.dumps([plain(system.dense), plain(system.sparse), scope, language, len(chunk_ids)], sort_keys=True)
+    return f"eval_{system.name.replace('-', '_')}_{hashlib.sha1(material.encode()).hexdigest()[:10]}"
+
+
+def _metrics(queries: Sequence[EvalQuery], rankings: dict[str, list[str]], metrics: Sequence[str]) -> dict[str, float]:
+    from ranx import Qrels, Run, evaluate
+
+    qrels = Qrels({q.query_id: dict(q.relevant) for q in queries})
+    # Scores from ranks: ranx scores the engine's own order, ties included.
+    run = Run({qid: {cid: 1.0 / rank for rank, cid in enumerate(ids, start=1)} for qid, ids in rankings.items()})
+    values = evaluate(qrels, run, list(metrics), make_comparable=True)
+    if isinstance(values, float):
+        values = {metrics[0]: values}
+    return {name: round(float(value), 4) for name, value in values.items()}
+
+
+def _rows(system: System, paths: Sequence[str]) -> list[tuple[str, tuple[str, ...] | None, bool]]:
+    """(row name, paths to search, rerank?) for every row the system has."""
+    rows: list[tuple[str, tuple[str, ...] | None, bool]] = [(p, (p,), False) for p in paths]
+    if len(paths) > 1:
+        rows.append(("hybrid", None, False))
+    if system.reranker is not None:
+        rows.append(("bm25+rerank", ("bm25",), True))
+        rows.append(("hybrid+rerank", None, True))
+    if system.rows is not None:
+        rows = [row for row in rows if row[0] in system.rows]
+    return rows
+
+
+def _evaluate_system(
+    system: System,
+    chunks: Sequence[Any],
+    queries: Sequence[EvalQuery],
+    config: EvalConfig,
+    uri: str,
+    *,
+    progress: bool,
+) -> tuple[str, dict[str, dict[str, float]], dict[str, float]]:
+    from tqdm.auto import tqdm
+
+    from hybrid_search.engine import Engine, SearchOptions
+
+    runtime = RuntimeConfig(device=config.device, batch_size=config.batch_size)
+    reranker = system.reranker
+    if reranker is not None and reranker.top_n != config.rerank_top_n:
+        reranker = RerankConfig(**{**plain(reranker), "top_n": config.rerank_top_n})
+    name = _collection_name(system, config.scope, config.language, [c.id for c in chunks])
+    seconds: dict[str, float] = {}
+    with Engine(StoreConfig(uri=uri), runtime=runtime, reranker=reranker) as engine:
+        collection_config = CollectionConfig(
+            name=name,
+            dense=system.dense,
+            sparse=system.sparse,
+            analyzer=AnalyzerConfig(language=config.language),
+            fusion=config.fusion or FusionConfig(),
+            description=f"training evaluation: {system.name}",
+        )
+        engine.create_collection(collection_config, exist_ok=True)
+        if engine.store.count(name) != len(chunks):
+            # Missing or partial (an interrupted run): index; ids are stable, so
+            # writing again converges on one copy of each chunk.
+            started = time.perf_counter()
+            bar = tqdm(total=len(chunks), desc=f"index {system.name}", unit="chunk", disable=not progress)
+            engine.index(name, chunks, batch_size=config.batch_size, progress=bar.update)
+            bar.close()
+            seconds["index"] = round(time.perf_counter() - started, 2)
+        paths = engine.open_collection(name).paths
+        results: dict[str, dict[str, float]] = {}
+        for row, row_paths, rerank in _rows(system, paths):
+            started = time.perf_counter()
+            rankings: dict[str, list[str]] = {}
+            options = SearchOptions(
+                k=min(config.k, 1000),
+                paths=row_paths,
+                depth=config.depth,
+                rerank=rerank,
+                rerank_top_n=config.rerank_top_n if rerank else None,
+            )
+            for query in tqdm(queries, desc=f"{system.name}: {row}", unit="query", disable=not progress, leave=False):
+                hits = engine.search(name, query.query, options).hits
+                rankings[query.query_id] = [hit.chunk_id for hit in hits]
+            results[row] = _metrics(queries, rankings, config.metrics)
+            seconds[row] = round(time.perf_counter() - started, 2)
+    return name, results, seconds
+
+
+def _decide(config: EvalConfig, results: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
+    baseline, candidate = config.system(config.baseline), config.system(config.candidate)
+    base_row = baseline.served if config.gate_path == "served" else config.gate_path
+    cand_row = candidate.served if config.gate_path == "served" else config.gate_path
+    if base_row not in results[baseline.name] or cand_row not in results[candidate.name]:
+        raise InputError(f"the gate compares {base_row!r} with {cand_row!r}, which one of the systems does not have")
+    before = results[baseline.name][base_row][config.gate_metric]
+    after = results[candidate.name][cand_row][config.gate_metric]
+    return {
+        "metric": config.gate_metric,
+        "baseline": {"system": baseline.name, "row": base_row, "value": before},
+        "candidate": {"system": candidate.name, "row": cand_row, "value": after},
+        "gain": round(after - before, 4),
+        "min_gain": config.min_gain,
+        "better": after - before > config.min_gain,
+    }
+
+
+def evaluate_systems(data: TrainingData, config: EvalConfig, out_dir: Path, *, progress: bool = True) -> EvaluationReport:
+    """Evaluate every system on the held-out queries; writes ``evaluation.json``
+    and ``evaluation.md`` into ``out_dir`` and returns the report."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    queries = list(data.test if config.queries == "test" else data.dev)
+    if config.max_queries is not None:
+        queries = queries[: config.max_queries]
+    if not queries:
+        raise InputError(f"the data has no {config.queries} queries to evaluate with")
+    chunks = data.corpus if config.scope == "all" else data.chunks(config.queries)
+    uri = config.store_uri or str(out_dir / "eval.db")
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    collections: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    for system in config.systems:
+        name, rows, timing = _evaluate_system(system, chunks, queries, config, uri, progress=progress)
+        results[system.name] = rows
+        collections[system.name] = name
+        seconds.update({f"{system.name}/{key}": value for key, value in timing.items()})
+    report = EvaluationReport(
+        config=plain(config),
+        queries=len(queries),
+        corpus_chunks=len(chunks),
+        results=results,
+        collections=collections,
+        seconds=seconds,
+        decision=_decide(config, results),
+    )
+    write_json(out_dir / "evaluation.json", report.to_dict())
+    (out_dir / "evaluation.md").write_text(render_markdown(report), encoding="utf-8")
+    return report
+
+
+def render_markdown(report: EvaluationReport, *, title: str = "Before/after evaluation") -> str:
+    config = report.config
+    systems = list(report.results)
+    metrics = list(config["metrics"])
+    lines = [
+        f"## {title}",
+        "",
+        f"{report.queries} {config['queries']} queries over {report.corpus_chunks} chunks (scope: {config['scope']}); "
+        f"k={config['k']}, depth={config['depth']}, rerank top {config['rerank_top_n']}.",
+        "",
+    ]
+    for metric in metrics:
+        lines += [f"### {metric}", "", "| path | " + " | ".join(systems) + " |", "|---|" + "---:|" * len(systems)]
+        for row in ROW_ORDER:
+            if any(row in report.results[s] for s in systems):
+                cells = [f"{report.results[s][row][metric]:.4f}" if row in report.results[s] else "" for s in systems]
+                lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        lines.append("")
+    decision = report.decision
+    if decision:
+        verdict = "better" if decision["better"] else "NOT better"
+        lines += [
+            f"Gate: {decision['candidate']['system']} ({decision['candidate']['row']}) {decision['metric']} "
+            f"{decision['candidate']['value']:.4f} vs {decision['baseline']['system']} ({decision['baseline']['row']}) "
+            f"{decision['baseline']['value']:.4f}: gain {decision['gain']:+.4f}, {verdict}.",
+            "",
+        ]
+    systems_config = {s["name"]: s for s in config["systems"]}
+    lines += ["Systems:", ""]
+    for name in systems:
+        system = systems_config[name]
+        parts = [f"{kind}={system[kind]['model']}" for kind in ("dense", "sparse", "reranker") if system.get(kind)]
+        lines.append(f"- `{name}`: BM25" + (", " + ", ".join(parts) if parts else ""))
+    return "\n".join(lines) + "\n"
