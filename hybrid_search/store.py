@@ -53,6 +53,17 @@ def _wrap(error: Exception, action: str) -> StoreError:
     return StoreError(f"Milvus failed to {action}: {text}")
 
 
+# pymilvus pings every 10 s even on an idle channel; the Milvus Lite server keeps
+# gRPC's default ping policy and answers the third idle ping with GOAWAY "too many
+# pings", after which every client of that file in the process fails to reconnect.
+# A local socket needs no keepalive, so Lite channels send none. Servers are left
+# with pymilvus's defaults (their policy allows the pings).
+LITE_GRPC_OPTIONS: dict[str, int] = {
+    "grpc.keepalive_time_ms": 2**31 - 1,
+    "grpc.keepalive_permit_without_calls": 0,
+}
+
+
 class MilvusStore:
     """A thin, typed layer over ``pymilvus.MilvusClient``."""
 
@@ -80,6 +91,8 @@ class MilvusStore:
             kwargs["token"] = token
         if db_name:
             kwargs["db_name"] = db_name
+        if self.is_lite:
+            kwargs["grpc_options"] = LITE_GRPC_OPTIONS
         try:
             self.client = MilvusClient(**kwargs)
         except Exception as error:  # noqa: BLE001
