@@ -201,6 +201,7 @@ def run_bm25_compare(
             "split": split,
             "documents": len(chunks),
             "queries": len(qids),
+            "max_queries": max_queries,
         },
         "analyzer": to_plain(analyzer_config),
         "bm25": {"k1": k1, "b": b, "top_k": k},
@@ -248,7 +249,8 @@ def bm25_markdown(data: Mapping[str, Any]) -> str:
         [
             f"# BM25: the engine's Milvus path vs rank-bm25 vs bm25s ({d['name']}, {d['documents']} documents, {d['queries']} {d['split']} queries)",
             "",
-            f"Same analyzer tokens for all three (mean {data['mean_doc_tokens']:.0f} terms per document), k1={data['bm25']['k1']}, b={data['bm25']['b']}, top {data['bm25']['top_k']}. "
+            (f"The first {d['queries']} {d['split']} queries by id (--max-queries). " if d.get("max_queries") else "")
+            + f"Same analyzer tokens for all three (mean {data['mean_doc_tokens']:.0f} terms per document), k1={data['bm25']['k1']}, b={data['bm25']['b']}, top {data['bm25']['top_k']}. "
             "Indexing includes tokenization for all; queries one at a time (bm25s also as one batch).",
             "",
             markdown_table(
