@@ -112,6 +112,8 @@ def quality(
     reranker: str | None = typer.Option(None, help="reranker checkpoint (folder or hub id): adds '>rerank' conditions"),
     rerank_kind: str = typer.Option("cross-encoder", help="cross-encoder or flag"),
     rerank_top_n: int = typer.Option(50, help="candidates reranked per query"),
+    rerank_max_length: int = typer.Option(512, help="reranker input tokens (query + passage)"),
+    rerank_long_passages: str = typer.Option("truncate", help="truncate, or max-window: score overlapping windows, keep the best"),
     tuning: Path | None = typer.Option(
         None, help="tuning.json for the 'tuned' condition (default: OUT/tuning.json when present)"
     ),
@@ -135,7 +137,11 @@ def quality(
     spec, preset = _spec(dataset, dense, sparse, language, dense_kind, sparse_kind)
     out_dir = _out(out, spec.dataset.name)
     tuning_file = tuning if tuning is not None else out_dir / "tuning.json"
-    rerank_config = RerankConfig(model=reranker, kind=rerank_kind, top_n=rerank_top_n) if reranker else None  # type: ignore[arg-type]
+    rerank_config = (
+        RerankConfig(model=reranker, kind=rerank_kind, top_n=rerank_top_n, max_length=rerank_max_length, long_passages=rerank_long_passages)  # type: ignore[arg-type]
+        if reranker
+        else None
+    )
     data = run_quality(
         spec,
         split=split,

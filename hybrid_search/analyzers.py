@@ -35,6 +35,11 @@ _WORD = re.compile(rf"[{_HAN}]|[^\W{_HAN}]+", re.UNICODE)
 _MAX_TERM_CHARS = 64
 
 
+# Hit texts whose distinct (term, surface) pairs are kept for highlighting
+# (a few hundred short strings each).
+_CACHED_TEXTS = 2048
+
+
 class Analyzer:
     """Turns text into normalised terms and their character spans."""
 
@@ -46,6 +51,9 @@ class Analyzer:
         # the same words recur endlessly (every hit's text is re-analysed to
         # report matched terms): memoise it per analyzer.
         self._normalise = lru_cache(maxsize=1 << 18)(self._normalise_word)
+        # The same chunks come back as hits query after query, and analysing a
+        # chunk (jieba above all) costs far more than the search itself.
+        self._surface_pairs = lru_cache(maxsize=_CACHED_TEXTS)(self._distinct_surface_pairs)
 
     @cached_property
     def _stemmer(self):  # noqa: ANN202 - snowballstemmer has no types
@@ -100,7 +108,13 @@ class Analyzer:
     def matched_surfaces(self, text: str, query_terms: set[str]) -> tuple[str, ...]:
         """The distinct surface strings in ``text`` whose terms occur in the query."""
         seen: dict[str, None] = {}
-        for term, start, end in self.term_spans(text):
+        for term, surface in self._surface_pairs(text):
             if term in query_terms:
-                seen.setdefault(text[start:end], None)
+                seen.setdefault(surface, None)
         return tuple(seen)
+
+    def _distinct_surface_pairs(self, text: str) -> tuple[tuple[str, str], ...]:
+        pairs: dict[tuple[str, str], None] = {}
+        for term, start, end in self.term_spans(text):
+            pairs.setdefault((term, text[start:end]), None)
+        return tuple(pairs)

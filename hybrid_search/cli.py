@@ -116,6 +116,8 @@ def _rerank_config(model: str | None, kind: str | None, top_n: int | None, min_s
         kind=s.get("rerank", "kind", kind, "flag"),
         top_n=int(s.get("rerank", "top_n", top_n, 50)),
         min_score=s.get("rerank", "min_score", min_score, None),
+        max_length=int(s.get("rerank", "max_length", None, 512)),
+        long_passages=s.get("rerank", "long_passages", None, "truncate"),
     )
 
 

@@ -34,6 +34,7 @@ Language = Literal["en", "zh"]
 FusionMethod = Literal["rrf", "weighted"]
 Normalization = Literal["min-max", "z-score", "none"]
 RerankKind = Literal["flag", "cross-encoder"]
+LongPassages = Literal["truncate", "max-window"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 DenseIndex = Literal["auto", "FLAT", "IVF_FLAT", "HNSW", "DISKANN", "AUTOINDEX"]
 
@@ -165,12 +166,21 @@ class RerankConfig:
     min_score: float | None = None
     max_length: int = 512
     batch_size: int = 32
+    # A chunk longer than the model's max_length is either cut there ("truncate")
+    # or scored as overlapping windows that each fit, keeping the best window's
+    # score ("max-window", MaxP): slower by the number of windows, but the answer
+    # in a chunk's second half is seen.
+    long_passages: LongPassages = "truncate"
+    window_overlap: int = 64  # tokens shared by consecutive windows
 
     def __post_init__(self) -> None:
         _check_choice("RerankConfig", "kind", self.kind, RerankKind)
+        _check_choice("RerankConfig", "long_passages", self.long_passages, LongPassages)
         _check_positive("RerankConfig", "top_n", self.top_n)
         _check_positive("RerankConfig", "max_length", self.max_length)
         _check_positive("RerankConfig", "batch_size", self.batch_size)
+        if self.long_passages == "max-window" and not 0 <= self.window_overlap < self.max_length // 2:
+            raise ConfigError(f"RerankConfig.window_overlap must lie in [0, max_length / 2); got {self.window_overlap!r}")
         if self.min_score is not None and not 0.0 <= self.min_score <= 1.0:
             raise ConfigError(f"RerankConfig.min_score must lie in [0, 1]; got {self.min_score!r}")
 

@@ -56,6 +56,9 @@ class SearchOptions:
     rerank: bool | None = None
     rerank_top_n: int | None = None
     min_rerank_score: float | None = None
+    # Matched-term highlighting re-analyses each hit's text: most of a BM25
+    # query's time at k=100. Off, hits carry no matched_terms.
+    highlight: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.k, int) or not 1 <= self.k <= MAX_K:
@@ -554,7 +557,7 @@ class Engine:
                     paths={path: per_path[path][cid] for path in paths if cid in per_path[path]},
                     fused_score=float(fused_score),
                     rerank_score=rerank_scores.get(cid),
-                    matched_terms=opened.analyzer.matched_surfaces(chunk.text, query_term_set),
+                    matched_terms=opened.analyzer.matched_surfaces(chunk.text, query_term_set) if options.highlight else (),
                 )
             )
         timings["total"] = (time.perf_counter() - started) * 1000

@@ -3,18 +3,27 @@
 Two backends behind one interface: FlagEmbedding ``FlagReranker`` (default
 ``BAAI/bge-reranker-v2-m3``) and sentence-transformers ``CrossEncoder``. Both
 return sigmoid-normalised scores, so a minimum score means the same with either.
+
+A candidate longer than the model's ``max_length`` is cut there, or, with
+``long_passages="max-window"``, scored as overlapping windows cut from the
+original text at token boundaries, keeping the best window (MaxP, Dai & Callan
+2019): a chunk's second half is otherwise invisible to the reranker.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from .config import RerankConfig, RuntimeConfig
 from .encoders import describe_load_failure
 
-__all__ = ["Reranker", "load_reranker"]
+__all__ = ["Reranker", "load_reranker", "passage_windows"]
+
+# [CLS] query [SEP] passage [SEP] (BERT) or <s> q </s></s> p </s> (XLM-R): at most 4.
+_SPECIAL_TOKENS = 4
+_MIN_WINDOW_TOKENS = 32
 
 
 class Reranker(Protocol):
@@ -28,7 +37,71 @@ def _expand(model: str) -> str:
     return expanded if os.path.exists(expanded) else model
 
 
-class FlagCrossEncoder:
+def passage_windows(tokenizer: Any, query: str, text: str, max_length: int, overlap: int) -> list[str]:
+    """``text`` as substrings that each fit beside ``query`` in ``max_length`` tokens.
+
+    Windows start every ``budget - overlap`` tokens and are sliced from the
+    original text by the tokenizer's character offsets, so no text is rewritten.
+    A text that fits is returned whole, as the only window.
+    """
+    query_tokens = len(tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"])
+    budget = max(max_length - query_tokens - _SPECIAL_TOKENS, _MIN_WINDOW_TOKENS)
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    offsets = encoded["offset_mapping"]
+    total = len(offsets)
+    if total <= budget:
+        return [text]
+    words = encoded.word_ids() if getattr(encoded, "is_fast", False) else [None] * total
+
+    def splits_word(i: int) -> bool:  # token i continues the word of token i - 1
+        return 0 < i < total and words[i] is not None and words[i] == words[i - 1]
+
+    stride = max(budget - overlap, 1)
+    windows = []
+    start = 0
+    while True:
+        end = min(start + budget, total)
+        # Cut between words, never inside one, unless a single word fills the window.
+        trimmed = end
+        while splits_word(trimmed) and trimmed > start + 1:
+            trimmed -= 1
+        end = trimmed if not splits_word(trimmed) else end
+        windows.append(text[offsets[start][0] : offsets[end - 1][1]])
+        if end >= total:
+            return windows
+        following = max(start + stride, start + 1)
+        while splits_word(following) and following < end:
+            following += 1
+        start = min(following, end)
+
+
+class _WindowedReranker:
+    """Shared scoring: expand candidates into windows when asked, keep each best."""
+
+    config: RerankConfig
+    tokenizer: Any
+
+    def _score_pairs(self, query: str, texts: list[str]) -> list[float]:
+        raise NotImplementedError
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        if not texts:
+            return []
+        if self.config.long_passages == "truncate":
+            return self._score_pairs(query, list(texts))
+        owners: list[int] = []
+        windows: list[str] = []
+        for i, text in enumerate(texts):
+            pieces = passage_windows(self.tokenizer, query, text, self.config.max_length, self.config.window_overlap)
+            windows.extend(pieces)
+            owners.extend([i] * len(pieces))
+        best = [float("-inf")] * len(texts)
+        for owner, value in zip(owners, self._score_pairs(query, windows), strict=True):
+            best[owner] = max(best[owner], value)
+        return best
+
+
+class FlagCrossEncoder(_WindowedReranker):
     def __init__(self, config: RerankConfig, runtime: RuntimeConfig) -> None:
         from FlagEmbedding import FlagReranker
 
@@ -44,10 +117,9 @@ class FlagCrossEncoder:
             )
         except Exception as error:  # noqa: BLE001
             raise describe_load_failure("FlagEmbedding reranker", config.model, error) from error
+        self.tokenizer = self.model.tokenizer
 
-    def score(self, query: str, texts: Sequence[str]) -> list[float]:
-        if not texts:
-            return []
+    def _score_pairs(self, query: str, texts: list[str]) -> list[float]:
         scores = self.model.compute_score(
             [[query, text] for text in texts],
             batch_size=self.config.batch_size,
@@ -59,7 +131,7 @@ class FlagCrossEncoder:
         return [float(s) for s in scores]
 
 
-class SentenceTransformerCrossEncoder:
+class SentenceTransformerCrossEncoder(_WindowedReranker):
     def __init__(self, config: RerankConfig, runtime: RuntimeConfig) -> None:
         import torch
         from sentence_transformers import CrossEncoder
@@ -76,10 +148,9 @@ class SentenceTransformerCrossEncoder:
             raise describe_load_failure("cross-encoder reranker", config.model, error) from error
         if runtime.use_fp16():
             self.model.model.half()
+        self.tokenizer = self.model.tokenizer
 
-    def score(self, query: str, texts: Sequence[str]) -> list[float]:
-        if not texts:
-            return []
+    def _score_pairs(self, query: str, texts: list[str]) -> list[float]:
         scores = self.model.predict(
             [(query, text) for text in texts], batch_size=self.config.batch_size, show_progress_bar=False, convert_to_numpy=True
         )

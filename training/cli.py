@@ -258,6 +258,8 @@ def reranker_command(
     batch_size: Annotated[int, typer.Option()] = 32,
     learning_rate: Annotated[float, typer.Option()] = 3e-5,
     max_length: Annotated[int, typer.Option()] = 384,
+    long_passages: Annotated[str, typer.Option(help="truncate, or max-window: train on each passage's best window.")] = "truncate",
+    language: Annotated[str, typer.Option(help="en or zh: the analyzer that picks the best window.")] = "en",
     device: Device = "auto",
     seed: Annotated[int, typer.Option()] = 42,
 ) -> None:
@@ -274,6 +276,8 @@ def reranker_command(
             batch_size=batch_size,
             learning_rate=learning_rate,
             max_length=max_length,
+            long_passages=long_passages,  # type: ignore[arg-type]
+            language=language,  # type: ignore[arg-type]
             device=device,  # type: ignore[arg-type]
             seed=seed,
         )
@@ -295,6 +299,8 @@ def evaluate_command(
     reranker: Annotated[Optional[str], typer.Option(help="Trained cross-encoder folder.")] = None,
     scope: Annotated[str, typer.Option(help="all (index every chunk) or test (held-out documents only).")] = "all",
     rerank_top_n: Annotated[int, typer.Option()] = 30,
+    rerank_max_length: Annotated[int, typer.Option(help="Reranker input length (as trained).")] = 512,
+    rerank_long_passages: Annotated[str, typer.Option(help="truncate or max-window (as trained).")] = "truncate",
     max_queries: Annotated[Optional[int], typer.Option()] = None,
     language: Annotated[str, typer.Option(help="en or zh (BM25 analyzer).")] = "en",
     device: Device = "auto",
@@ -308,7 +314,17 @@ def evaluate_command(
 
         base_dense_config = _dense_config(base_dense, "sentence-transformers")
         base_sparse_config = _sparse_config(base_sparse, base_sparse_kind)
-        rerank_config = RerankConfig(model=reranker, kind="cross-encoder", top_n=rerank_top_n) if reranker else None
+        rerank_config = (
+            RerankConfig(
+                model=reranker,
+                kind="cross-encoder",
+                top_n=rerank_top_n,
+                max_length=rerank_max_length,
+                long_passages=rerank_long_passages,  # type: ignore[arg-type] - checked on construction
+            )
+            if reranker
+            else None
+        )
         systems = [
             System("base", dense=base_dense_config, sparse=base_sparse_config),
             System(

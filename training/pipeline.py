@@ -114,14 +114,25 @@ def systems_for(config: PipelineConfig, trained: dict[str, Path]) -> tuple[Syste
         sparse = SparseEncoderConfig(model=str(trained["sparse"]), kind="bge-m3", max_length=length)
     reranker = None
     if "reranker" in trained:
-        length = config.reranker.max_length if config.reranker is not None else 512
-        reranker = RerankConfig(model=str(trained["reranker"]), kind="cross-encoder", top_n=config.evaluation.rerank_top_n, max_length=length)
+        trained_as = config.reranker or RerankerTrainConfig(base_model="-")
+        # Scored at query time the way it was trained: same length, same windows.
+        reranker = RerankConfig(
+            model=str(trained["reranker"]),
+            kind="cross-encoder",
+            top_n=config.evaluation.rerank_top_n,
+            max_length=trained_as.max_length,
+            long_passages=trained_as.long_passages,
+            window_overlap=trained_as.window_overlap,
+        )
     # Controls measure only what tells the parts apart: the tuned reranker over
     # the base retrieval, and the M3 head before training.
-    tuned_rows = ("bm25", "sparse", "dense", "hybrid", "hybrid+rerank")
+    retrieval_trained = "dense" in trained or "sparse" in trained
+    # With only a reranker trained, the tuned retrieval is the base's: measured once.
+    tuned_rows = ("bm25", "sparse", "dense", "hybrid", "hybrid+rerank") if retrieval_trained else ("hybrid+rerank",)
     systems = [System("base", dense=base.dense, sparse=base.sparse), System("tuned", dense=dense, sparse=sparse, reranker=reranker, rows=tuned_rows)]
     if reranker is not None:
-        systems.append(System("base-reranked", dense=base.dense, sparse=base.sparse, reranker=reranker, rows=("bm25+rerank", "hybrid+rerank")))
+        control_rows = ("bm25+rerank", "hybrid+rerank") if retrieval_trained else ("bm25+rerank",)
+        systems.append(System("base-reranked", dense=base.dense, sparse=base.sparse, reranker=reranker, rows=control_rows))
     if "sparse-start" in trained:
         # The same M3 head before training: what the sparse training itself bought.
         untrained = SparseEncoderConfig(model=str(trained["sparse-start"]), kind="bge-m3", max_length=sparse.max_length if sparse else None)

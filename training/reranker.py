@@ -21,16 +21,27 @@ head (and the pooler under it) trains at ``head_learning_rate`` (default 1e-3)
 while the encoder keeps ``learning_rate``; an existing reranker's head does not.
 Scores are turned into [0, 1] by the engine's sigmoid, so the trained model
 plugs into ``RerankConfig(kind="cross-encoder", model=<run>/model)``.
+
+Chunks longer than ``max_length`` (nvidia_sec_10k's average ~650 tokens) lose
+their second half to truncation, and with it often the answer: the positive
+and its negatives then show the model the same boilerplate opening and the
+loss cannot fall below chance. With ``long_passages = "max-window"`` every
+training passage is replaced by its window (cut as the engine cuts them at
+query time) that shares the most analyzer terms with the query, and the
+engine scores the trained model the same way (best window, MaxP).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from hybrid_search.analyzers import Analyzer
+from hybrid_search.config import AnalyzerConfig, Language, LongPassages
 from hybrid_search.errors import ConfigError, InputError
+from hybrid_search.rerank import passage_windows
 
 from .data import Example, TrainingData, read_examples
 from .embedder import precision_flags
@@ -54,6 +65,9 @@ class RerankerTrainConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     max_length: int = 384
+    long_passages: LongPassages = "truncate"
+    window_overlap: int = 64
+    language: Language = "en"  # analyzer that picks a long passage's training window
     sources: tuple[str, ...] | None = None
     save_total_limit: int = 2
     device: Device = "auto"
@@ -64,6 +78,10 @@ class RerankerTrainConfig:
         check_choice("RerankerTrainConfig", "loss", self.loss, get_args(RerankerLoss))
         check_choice("RerankerTrainConfig", "device", self.device, get_args(Device))
         check_choice("RerankerTrainConfig", "precision", self.precision, get_args(Precision))
+        check_choice("RerankerTrainConfig", "long_passages", self.long_passages, get_args(LongPassages))
+        check_choice("RerankerTrainConfig", "language", self.language, get_args(Language))
+        if self.long_passages == "max-window" and not 0 <= self.window_overlap < self.max_length // 2:
+            raise ConfigError("RerankerTrainConfig.window_overlap must lie in [0, max_length / 2)")
         if not self.base_model:
             raise ConfigError("RerankerTrainConfig.base_model must name a model")
         for name in ("num_negatives", "batch_size", "max_length", "save_total_limit"):
@@ -77,6 +95,34 @@ class RerankerTrainConfig:
             raise ConfigError("RerankerTrainConfig.pos_weight must be > 0")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ConfigError("RerankerTrainConfig.warmup_ratio must lie in [0, 1)")
+
+
+class WindowPicker:
+    """The window of a long passage that shares the most terms with the query."""
+
+    def __init__(self, tokenizer: Any, config: RerankerTrainConfig) -> None:
+        self.tokenizer = tokenizer
+        self.config = config
+        self.analyzer = Analyzer(AnalyzerConfig(language=config.language))
+        self.windowed = 0
+        self.passages = 0
+
+    def __call__(self, query: str, text: str) -> str:
+        self.passages += 1
+        windows = passage_windows(self.tokenizer, query, text, self.config.max_length, self.config.window_overlap)
+        if len(windows) == 1:
+            return text
+        self.windowed += 1
+        query_terms = set(self.analyzer.tokenize(query))
+        # max() keeps the first of equals: the opening window wins ties.
+        return max(windows, key=lambda window: len(query_terms.intersection(self.analyzer.tokenize(window))))
+
+
+def windowed_examples(examples: list[Example], pick: WindowPicker) -> list[Example]:
+    return [
+        replace(example, pos=[pick(example.query, p) for p in example.pos], neg=[pick(example.query, n) for n in example.neg])
+        for example in examples
+    ]
 
 
 def _pairs(examples: list[Example], num_negatives: int, seed: int) -> dict[str, list[Any]]:
@@ -135,6 +181,11 @@ def train_reranker(data: TrainingData, config: RerankerTrainConfig, run_dir: Pat
             raise InputError("reranker training needs mined negatives: run `hybrid-search train negatives` first")
         # num_labels=1: one relevance logit. From a bi-encoder this head is new.
         model = CrossEncoder(model_path(config.base_model), num_labels=1, max_length=config.max_length, device=device)
+        window_stats = None
+        if config.long_passages == "max-window":
+            pick = WindowPicker(model.tokenizer, config)
+            examples = windowed_examples(examples, pick)
+            window_stats = {"passages": pick.passages, "cut_to_best_window": pick.windowed}
         if config.loss == "bce":
             dataset = Dataset.from_dict(_pairs(examples, config.num_negatives, config.seed))
             weight = config.pos_weight if config.pos_weight is not None else float(config.num_negatives)
@@ -171,6 +222,7 @@ def train_reranker(data: TrainingData, config: RerankerTrainConfig, run_dir: Pat
             "new_head": new_head,
             "train_examples": len(examples),
             "train_rows": len(dataset),
+            "windows": window_stats,
             "train": {k: float(v) for k, v in output.metrics.items() if isinstance(v, (int, float))},
         }
         finish_run(run_dir, manifest, metrics)

@@ -57,6 +57,7 @@ _MIN_KEY_CHARS = 16
 DenseKind = Literal["sentence-transformers", "bge-m3"]
 SparseKind = Literal["bge-m3", "splade"]
 RerankKind = Literal["flag", "cross-encoder"]
+LongPassages = Literal["truncate", "max-window"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 
 
@@ -157,6 +158,8 @@ class ApiSettings(BaseSettings):
     rerank_kind: RerankKind = "flag"
     rerank_top_n: int = Field(50, ge=1, le=MAX_DEPTH)
     rerank_min_score: float | None = Field(None, ge=0.0, le=1.0)
+    rerank_max_length: int = Field(512, ge=16)
+    rerank_long_passages: LongPassages = "truncate"
     device: Device = "auto"
     preload: bool = Field(True, description="load every collection's models at startup")
 
@@ -267,7 +270,12 @@ class ApiSettings(BaseSettings):
         if self.rerank_model is None:
             return None
         return RerankConfig(
-            model=self.rerank_model, kind=self.rerank_kind, top_n=self.rerank_top_n, min_score=self.rerank_min_score
+            model=self.rerank_model,
+            kind=self.rerank_kind,
+            top_n=self.rerank_top_n,
+            min_score=self.rerank_min_score,
+            max_length=self.rerank_max_length,
+            long_passages=self.rerank_long_passages,
         )
 
     def default_dense(self) -> DenseEncoderConfig | None:

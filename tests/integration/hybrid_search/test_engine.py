@@ -71,6 +71,14 @@ def test_every_path_returns_explained_hits(request, engine_name, collection):
     assert [h.fused_score for h in result.hits] == sorted((h.fused_score for h in result.hits), reverse=True)
 
 
+def test_highlight_off_returns_the_same_hits_without_matched_terms(m3_engine):
+    query = CORPUS[0][2]
+    lit = m3_engine.search("m3", query, SearchOptions(k=3, paths=("bm25",)))
+    plain = m3_engine.search("m3", query, SearchOptions(k=3, paths=("bm25",), highlight=False))
+    assert [h.chunk_id for h in plain.hits] == [h.chunk_id for h in lit.hits]
+    assert lit.hits[0].matched_terms and all(h.matched_terms == () for h in plain.hits)
+
+
 def test_single_path_keeps_the_path_order(m3_engine):
     for path in ("bm25", "sparse", "dense"):
         result = m3_engine.search("m3", "vector database retrieval", SearchOptions(k=5, paths=(path,)))
