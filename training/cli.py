@@ -303,11 +303,17 @@ def evaluate_command(
     rerank_long_passages: Annotated[str, typer.Option(help="truncate or max-window (as trained).")] = "truncate",
     max_queries: Annotated[Optional[int], typer.Option()] = None,
     language: Annotated[str, typer.Option(help="en or zh (BM25 analyzer).")] = "en",
+    fusion: Annotated[str, typer.Option(help="Hybrid fusion: rrf or weighted (tuned on a dev split, as served).")] = "rrf",
+    normalization: Annotated[str, typer.Option(help="weighted fusion: min-max, z-score or none.")] = "min-max",
+    weights: Annotated[Optional[str], typer.Option(help="Per-path weights, e.g. bm25=0.8,dense=0.2.")] = None,
+    k: Annotated[int, typer.Option(help="Hits scored per query.")] = 100,
+    tuned_rows: Annotated[Optional[str], typer.Option(help="Only these rows for the tuned system, e.g. hybrid+rerank (the rest as base).")] = None,
     device: Device = "auto",
 ) -> None:
     """Before/after through the engine on the held-out split: each path, hybrid, hybrid + rerank."""
     try:
-        from hybrid_search.config import RerankConfig
+        from hybrid_search.cli import _parse_weights
+        from hybrid_search.config import FusionConfig, RerankConfig
 
         from .data import load_training_data
         from .evaluate import EvalConfig, System, evaluate_systems
@@ -332,6 +338,7 @@ def evaluate_command(
                 dense=_dense_config(dense, "sentence-transformers") or base_dense_config,
                 sparse=_sparse_config(sparse, "bge-m3") or base_sparse_config,
                 reranker=rerank_config,
+                rows=tuple(r.strip() for r in tuned_rows.split(",")) if tuned_rows else None,
             ),
         ]
         config = EvalConfig(
@@ -341,6 +348,8 @@ def evaluate_command(
             scope=scope,  # type: ignore[arg-type]
             rerank_top_n=rerank_top_n,
             max_queries=max_queries,
+            k=k,
+            fusion=FusionConfig(method=fusion, normalization=normalization, weights=_parse_weights(weights) or {}),  # type: ignore[arg-type]
             language=language,  # type: ignore[arg-type]
             device=device,  # type: ignore[arg-type]
         )
