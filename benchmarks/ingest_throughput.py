@@ -33,17 +33,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from .report import environment as report_environment
+from .report import package_version
 
 __all__ = ["main", "run"]
 
@@ -62,52 +62,6 @@ PACKAGES = (
 
 def _log(message: str) -> None:
     print(f"[ingest-throughput] {message}", file=sys.stderr, flush=True)
-
-
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _git_revision() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        if rev.returncode != 0:
-            return "uncommitted"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _machine() -> dict[str, Any]:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "cpu_usable": usable,
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
 
 
 def _load() -> list[float] | None:
@@ -172,7 +126,14 @@ def run(
     profile: Path | None = None,
     repeats: int = 1,
 ) -> dict[str, Any]:
-    from hybrid_search import CollectionConfig, DenseEncoderConfig, Engine, RuntimeConfig, SparseEncoderConfig, StoreConfig
+    from hybrid_search import (
+        CollectionConfig,
+        DenseEncoderConfig,
+        Engine,
+        RuntimeConfig,
+        SparseEncoderConfig,
+        StoreConfig,
+    )
     from indexers.chunks import ChunkingConfig, chunk_document
     from indexers.documents import read_file
     from indexers.files import FileSelection, find_files
@@ -295,14 +256,15 @@ def run(
     encoder_cpu = sum(e["cpu_seconds"] for e in encoder_passes) / len(encoder_passes)
     pipeline_cpu = sum(q["cpu_seconds"] for q in pipeline_passes) / len(pipeline_passes)
     outside = sum(q["seconds_outside_encode"] for q in pipeline_passes) / len(pipeline_passes)
+    environment = report_environment()
     return {
         "benchmark": "ingest_throughput",
         "command": " ".join(shlex.quote(a) for a in ["python", "-m", "benchmarks.ingest_throughput", *sys.argv[1:]]),
-        "git_revision": _git_revision(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": _machine(),
+        "git_revision": environment["git_revision"],
+        "date": environment["date"],
+        "machine": environment["machine"],
         "load_average": {"before": load_before, "after": load_after},
-        "packages": {name: _version(name) for name in PACKAGES},
+        "packages": {name: package_version(name) for name in PACKAGES},
         "settings": {
             "docs": str(docs),
             "files": sources,

@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["environment", "write_json", "markdown_table", "write_text", "git_revision", "command_line", "fmt"]
+__all__ = ["command_line", "environment", "fmt", "git_revision", "markdown_table", "write_json", "write_text"]
 
 PACKAGES = (
     "hybrid-search",
@@ -40,7 +40,7 @@ PACKAGES = (
 )
 
 
-def _version(name: str) -> str | None:
+def package_version(name: str) -> str | None:
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -121,7 +121,7 @@ def environment() -> dict[str, Any]:
         "git_revision": git_revision(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine,
-        "packages": {name: _version(name) for name in PACKAGES},
+        "packages": {name: package_version(name) for name in PACKAGES},
     }
 
 
