@@ -335,7 +335,7 @@ def index(
 # --- search -----------------------------------------------------------------------------
 
 
-def _parse_weights(text: str | None) -> dict[str, float] | None:
+def parse_weights(text: str | None) -> dict[str, float] | None:
     if not text:
         return None
     weights: dict[str, float] = {}
@@ -441,7 +441,7 @@ def search(
             paths=chosen,
             depth=int(s.get("search", "depth", depth, 100)),
             fusion=fusion_config,
-            weights=_parse_weights(weights),
+            weights=parse_weights(weights),
             filters=tuple(parse_filter(f) for f in filter or ()),
             rerank=want_rerank,
             rerank_top_n=rerank_top_n,

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from .config import RerankConfig, RuntimeConfig
 from .encoders import describe_load_failure
 
-__all__ = ["Reranker", "load_reranker", "passage_windows"]
+__all__ = ["Reranker", "load_reranker", "split_windows", "window_budget"]
 
 # [CLS] query [SEP] passage [SEP] (BERT) or <s> q </s></s> p </s> (XLM-R): at most 4.
 _SPECIAL_TOKENS = 4
@@ -37,15 +37,19 @@ def _expand(model: str) -> str:
     return expanded if os.path.exists(expanded) else model
 
 
-def passage_windows(tokenizer: Any, query: str, text: str, max_length: int, overlap: int) -> list[str]:
-    """``text`` as substrings that each fit beside ``query`` in ``max_length`` tokens.
+def window_budget(tokenizer: Any, query: str, max_length: int) -> int:
+    """Passage tokens that fit beside ``query`` (and the special tokens) in ``max_length``."""
+    query_tokens = len(tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"])
+    return max(max_length - query_tokens - _SPECIAL_TOKENS, _MIN_WINDOW_TOKENS)
+
+
+def split_windows(tokenizer: Any, text: str, budget: int, overlap: int) -> list[str]:
+    """``text`` as substrings of at most ``budget`` tokens, ``overlap`` tokens apart.
 
     Windows start every ``budget - overlap`` tokens and are sliced from the
     original text by the tokenizer's character offsets, so no text is rewritten.
     A text that fits is returned whole, as the only window.
     """
-    query_tokens = len(tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"])
-    budget = max(max_length - query_tokens - _SPECIAL_TOKENS, _MIN_WINDOW_TOKENS)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     offsets = encoded["offset_mapping"]
     total = len(offsets)
@@ -69,7 +73,7 @@ def passage_windows(tokenizer: Any, query: str, text: str, max_length: int, over
         windows.append(text[offsets[start][0] : offsets[end - 1][1]])
         if end >= total:
             return windows
-        following = max(start + stride, start + 1)
+        following = start + stride
         while splits_word(following) and following < end:
             following += 1
         start = min(following, end)
@@ -89,10 +93,11 @@ class _WindowedReranker:
             return []
         if self.config.long_passages == "truncate":
             return self._score_pairs(query, list(texts))
+        budget = window_budget(self.tokenizer, query, self.config.max_length)
         owners: list[int] = []
         windows: list[str] = []
         for i, text in enumerate(texts):
-            pieces = passage_windows(self.tokenizer, query, text, self.config.max_length, self.config.window_overlap)
+            pieces = split_windows(self.tokenizer, text, budget, self.config.window_overlap)
             windows.extend(pieces)
             owners.extend([i] * len(pieces))
         best = [float("-inf")] * len(texts)

@@ -312,7 +312,7 @@ def evaluate_command(
 ) -> None:
     """Before/after through the engine on the held-out split: each path, hybrid, hybrid + rerank."""
     try:
-        from hybrid_search.cli import _parse_weights
+        from hybrid_search.cli import parse_weights
         from hybrid_search.config import FusionConfig, RerankConfig
 
         from .data import load_training_data
@@ -349,7 +349,7 @@ def evaluate_command(
             rerank_top_n=rerank_top_n,
             max_queries=max_queries,
             k=k,
-            fusion=FusionConfig(method=fusion, normalization=normalization, weights=_parse_weights(weights) or {}),  # type: ignore[arg-type]
+            fusion=FusionConfig(method=fusion, normalization=normalization, weights=parse_weights(weights) or {}),  # type: ignore[arg-type]
             language=language,  # type: ignore[arg-type]
             device=device,  # type: ignore[arg-type]
         )

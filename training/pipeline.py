@@ -114,16 +114,14 @@ def systems_for(config: PipelineConfig, trained: dict[str, Path]) -> tuple[Syste
         sparse = SparseEncoderConfig(model=str(trained["sparse"]), kind="bge-m3", max_length=length)
     reranker = None
     if "reranker" in trained:
-        trained_as = config.reranker or RerankerTrainConfig(base_model="-")
         # Scored at query time the way it was trained: same length, same windows.
-        reranker = RerankConfig(
-            model=str(trained["reranker"]),
-            kind="cross-encoder",
-            top_n=config.evaluation.rerank_top_n,
-            max_length=trained_as.max_length,
-            long_passages=trained_as.long_passages,
-            window_overlap=trained_as.window_overlap,
+        trained_as = config.reranker
+        as_trained = (
+            {}
+            if trained_as is None
+            else {"max_length": trained_as.max_length, "long_passages": trained_as.long_passages, "window_overlap": trained_as.window_overlap}
         )
+        reranker = RerankConfig(model=str(trained["reranker"]), kind="cross-encoder", top_n=config.evaluation.rerank_top_n, **as_trained)
     # Controls measure only what tells the parts apart: the tuned reranker over
     # the base retrieval, and the M3 head before training.
     retrieval_trained = "dense" in trained or "sparse" in trained

@@ -41,7 +41,7 @@ from typing import Any, Literal, get_args
 from hybrid_search.analyzers import Analyzer
 from hybrid_search.config import AnalyzerConfig, Language, LongPassages
 from hybrid_search.errors import ConfigError, InputError
-from hybrid_search.rerank import passage_windows
+from hybrid_search.rerank import split_windows, window_budget
 
 from .data import Example, TrainingData, read_examples
 from .embedder import precision_flags
@@ -107,22 +107,28 @@ class WindowPicker:
         self.windowed = 0
         self.passages = 0
 
-    def __call__(self, query: str, text: str) -> str:
-        self.passages += 1
-        windows = passage_windows(self.tokenizer, query, text, self.config.max_length, self.config.window_overlap)
-        if len(windows) == 1:
-            return text
-        self.windowed += 1
-        query_terms = set(self.analyzer.tokenize(query))
-        # max() keeps the first of equals: the opening window wins ties.
-        return max(windows, key=lambda window: len(query_terms.intersection(self.analyzer.tokenize(window))))
+    def __call__(self, query: str, texts: list[str]) -> list[str]:
+        """Each text, or its best window when it is too long; the query is analysed once."""
+        budget = window_budget(self.tokenizer, query, self.config.max_length)
+        query_terms: set[str] | None = None
+        picked = []
+        for text in texts:
+            self.passages += 1
+            windows = split_windows(self.tokenizer, text, budget, self.config.window_overlap)
+            if len(windows) == 1:
+                picked.append(text)
+                continue
+            self.windowed += 1
+            if query_terms is None:
+                query_terms = set(self.analyzer.tokenize(query))
+            terms = query_terms
+            # max() keeps the first of equals: the opening window wins ties.
+            picked.append(max(windows, key=lambda window: len(terms.intersection(self.analyzer.tokenize(window)))))
+        return picked
 
 
 def windowed_examples(examples: list[Example], pick: WindowPicker) -> list[Example]:
-    return [
-        replace(example, pos=[pick(example.query, p) for p in example.pos], neg=[pick(example.query, n) for n in example.neg])
-        for example in examples
-    ]
+    return [replace(example, pos=pick(example.query, example.pos), neg=pick(example.query, example.neg)) for example in examples]
 
 
 def _pairs(examples: list[Example], num_negatives: int, seed: int) -> dict[str, list[Any]]:

@@ -22,9 +22,14 @@ from ..config import (
     DEFAULT_RERANK_MODEL,
     DEFAULT_STORE_URI,
     DenseEncoderConfig,
+    DenseKind,
+    Device,
+    LongPassages,
     RerankConfig,
+    RerankKind,
     RuntimeConfig,
     SparseEncoderConfig,
+    SparseKind,
     StoreConfig,
 )
 from ..engine import MAX_DEPTH, MAX_K, MAX_QUERY_CHARS
@@ -54,11 +59,6 @@ DEFAULT_UPLOAD_CONTENT_TYPES = (
 )
 _MIN_KEY_CHARS = 16
 
-DenseKind = Literal["sentence-transformers", "bge-m3"]
-SparseKind = Literal["bge-m3", "splade"]
-RerankKind = Literal["flag", "cross-encoder"]
-LongPassages = Literal["truncate", "max-window"]
-Device = Literal["auto", "cpu", "cuda", "mps"]
 
 
 def is_loopback(host: str) -> bool:

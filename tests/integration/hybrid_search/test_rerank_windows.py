@@ -6,7 +6,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from hybrid_search.config import RerankConfig, RuntimeConfig
-from hybrid_search.rerank import load_reranker, passage_windows
+from hybrid_search.rerank import load_reranker, split_windows, window_budget
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ def _tokens(tokenizer, text: str) -> int:
 def test_windows_fit_overlap_cover_the_text_and_cut_between_words(tokenizer):
     text = " ".join(f"{word}{i}" for i, word in enumerate(["retrievers", "rerank", "chunks"] * 60))
     query = "which chunks rerank"
-    windows = passage_windows(tokenizer, query, text, max_length=64, overlap=8)
+    windows = split_windows(tokenizer, text, window_budget(tokenizer, query, max_length=64), overlap=8)
     budget = 64 - _tokens(tokenizer, query) - 4
     assert len(windows) > 3
     assert all(_tokens(tokenizer, w) <= budget for w in windows)
@@ -43,7 +43,7 @@ def test_windows_fit_overlap_cover_the_text_and_cut_between_words(tokenizer):
 
 
 def test_short_text_is_its_own_only_window(tokenizer):
-    assert passage_windows(tokenizer, "query", "a short passage", max_length=64, overlap=8) == ["a short passage"]
+    assert split_windows(tokenizer, "a short passage", window_budget(tokenizer, "query", 64), overlap=8) == ["a short passage"]
 
 
 @pytest.mark.parametrize("kind", ["cross-encoder", "flag"])
@@ -55,7 +55,7 @@ def test_max_window_score_is_the_best_window_score(tiny_models, kind):
     query = "cat and dog"
     long_text = FILLER * 6 + "the cat chased the dog across the garden . " + FILLER * 3
     short_text = "a cat sat"
-    windows = passage_windows(windowed.tokenizer, query, long_text, 48, 8)
+    windows = split_windows(windowed.tokenizer, long_text, window_budget(windowed.tokenizer, query, 48), 8)
     assert len(windows) > 2
     expected_long = max(truncating.score(query, windows))
     got_long, got_short = windowed.score(query, [long_text, short_text])

@@ -1,27 +1,3 @@
-"""Fixtures for the training tests."""
+"""Fixtures for the training tests: one definition, in tests/training_fixtures.py."""
 
-from __future__ import annotations
-
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from tests.integration.training.beir_fixture import make_beir
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny models on a shared CPU run many times faster on one thread (no
-    OpenMP spin-waiting against other processes); restored afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture()
-def tiny_beir(tmp_path: Path) -> Path:
-    return make_beir(tmp_path / "beir")
+from tests.training_fixtures import _one_torch_thread, tiny_beir  # noqa: F401 - pytest finds fixtures by name here
