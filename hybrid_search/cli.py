@@ -109,7 +109,13 @@ def _runtime_config(batch_size: int | None = None) -> RuntimeConfig:
     )
 
 
-def _rerank_config(model: str | None, kind: str | None, top_n: int | None, min_score: float | None) -> RerankConfig:
+def _rerank_config(
+    model: str | None,
+    kind: str | None,
+    top_n: int | None,
+    min_score: float | None,
+    first_stage_weight: float | None,
+) -> RerankConfig:
     s = state.settings
     return RerankConfig(
         model=s.get("rerank", "model", model, DEFAULT_RERANK_MODEL),
@@ -118,6 +124,7 @@ def _rerank_config(model: str | None, kind: str | None, top_n: int | None, min_s
         min_score=s.get("rerank", "min_score", min_score, None),
         max_length=int(s.get("rerank", "max_length", None, 512)),
         long_passages=s.get("rerank", "long_passages", None, "truncate"),
+        first_stage_weight=s.get("rerank", "first_stage_weight", first_stage_weight, 0.0),  # checked by RerankConfig
     )
 
 
@@ -375,6 +382,9 @@ def _print_result(result: SearchResult, explain: bool) -> None:
         scores.append(f"fused {hit.fused_score:.4g}")
         if result.reranked:
             scores.append(f"rerank {hit.rerank_score:.4f}" if hit.rerank_score is not None else "rerank -")
+            # Only when the first stage was mixed in: otherwise it equals the rerank score.
+            if hit.combined_score is not None and result.rerank_first_stage_weight:
+                scores.append(f"combined {hit.combined_score:.4f} (w={result.rerank_first_stage_weight:g})")
         console.print("   " + " | ".join(scores), highlight=False)
         text = hit.text if explain else hit.text[:300] + ("…" if len(hit.text) > 300 else "")
         console.print("   " + _highlight(text, hit.matched_terms), highlight=False)
@@ -415,6 +425,10 @@ def search(
     rerank_kind: Annotated[Optional[str], typer.Option(help="flag (FlagEmbedding) or cross-encoder (sentence-transformers).")] = None,
     rerank_top_n: Annotated[Optional[int], typer.Option(help="Fused candidates to rerank.")] = None,
     min_rerank_score: Annotated[Optional[float], typer.Option(help="Below this rerank score, answer 'no confident result'.")] = None,
+    rerank_first_stage_weight: Annotated[
+        Optional[float],
+        typer.Option(help="Order the reranked head by (1-w)*rerank + w*normalised fused score; 0 (default): rerank order, 1: fused order."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
     explain: Annotated[bool, typer.Option(help="Show whole chunk texts.")] = False,
 ) -> None:
@@ -423,7 +437,11 @@ def search(
         s = state.settings
         name = _collection_name(collection)
         want_rerank = bool(s.get("rerank", "model", rerank_model, None)) if rerank is None else rerank
-        reranker = _rerank_config(rerank_model, rerank_kind, rerank_top_n, min_rerank_score) if want_rerank else None
+        reranker = (
+            _rerank_config(rerank_model, rerank_kind, rerank_top_n, min_rerank_score, rerank_first_stage_weight)
+            if want_rerank
+            else None
+        )
         engine = _engine(reranker=reranker)
         base = engine.open_collection(name).fusion
         fusion_config = None
@@ -446,6 +464,7 @@ def search(
             rerank=want_rerank,
             rerank_top_n=rerank_top_n,
             min_rerank_score=min_rerank_score,
+            rerank_first_stage_weight=rerank_first_stage_weight,
         )
         result = engine.search(name, query, options)
     except HybridSearchError as error:

@@ -7,7 +7,8 @@ The config file has one table per concern::
     [runtime]     device, batch_size, fp16
     [collection]  name, dense_model, dense_kind, query_prompt, document_prompt,
                   sparse_model, sparse_kind, language, user_dict, no_dense, no_sparse
-    [rerank]      model, kind, top_n, min_score, max_length, long_passages
+    [rerank]      model, kind, top_n, min_score, max_length, long_passages,
+                  first_stage_weight
     [search]      k, depth, paths, fusion
 """
 
@@ -31,7 +32,7 @@ _KNOWN: dict[str, set[str]] = {
         "name", "dense_model", "dense_kind", "query_prompt", "document_prompt", "sparse_model",
         "sparse_kind", "language", "user_dict", "no_dense", "no_sparse",
     },
-    "rerank": {"model", "kind", "top_n", "min_score", "max_length", "long_passages"},
+    "rerank": {"model", "kind", "top_n", "min_score", "max_length", "long_passages", "first_stage_weight"},
     "search": {"k", "depth", "paths", "fusion"},
 }
 

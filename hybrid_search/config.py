@@ -158,7 +158,13 @@ class RerankConfig:
     """A cross-encoder over the top ``top_n`` fused candidates. With
     ``min_score`` set, a query whose best reranked candidate scores below it gets
     an explicit "no confident result" answer. Scores are sigmoid-normalised to
-    [0, 1] for both kinds so that one threshold means the same thing."""
+    [0, 1] for both kinds so that one threshold means the same thing.
+
+    ``first_stage_weight`` (w) orders the reranked head by
+    ``(1 - w) * rerank_score + w * first_stage_norm``, where ``first_stage_norm``
+    is the fused score min-max normalised over the reranked head (1.0 for every
+    candidate when they all tie). 0 (the default) is pure rerank order, 1 the
+    first-stage order. ``min_score`` still applies to the raw rerank score."""
 
     model: str = DEFAULT_RERANK_MODEL
     kind: RerankKind = "flag"
@@ -172,6 +178,10 @@ class RerankConfig:
     # in a chunk's second half is seen.
     long_passages: LongPassages = "truncate"
     window_overlap: int = 64  # tokens shared by consecutive windows
+    # A reranker weaker than the first stage on a domain (a small or freshly
+    # fine-tuned one) would otherwise throw a strong fused ranking away; mixing
+    # the two scores keeps some of it. Tune on held-out queries, not on the test set.
+    first_stage_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check_choice("RerankConfig", "kind", self.kind, RerankKind)
@@ -183,6 +193,8 @@ class RerankConfig:
             raise ConfigError(f"RerankConfig.window_overlap must lie in [0, max_length / 2); got {self.window_overlap!r}")
         if self.min_score is not None and not 0.0 <= self.min_score <= 1.0:
             raise ConfigError(f"RerankConfig.min_score must lie in [0, 1]; got {self.min_score!r}")
+        if not isinstance(self.first_stage_weight, (int, float)) or not 0.0 <= self.first_stage_weight <= 1.0:
+            raise ConfigError(f"RerankConfig.first_stage_weight must lie in [0, 1]; got {self.first_stage_weight!r}")
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,13 @@ from .config import (
 from .encoders import EncoderSet, load_encoders
 from .errors import ConfigError, InputError, ManifestMismatchError, StoreError
 from .filters import FilterCondition, compile_filters
-from .fusion import fuse
+from .fusion import fuse, normalize_scores
 from .rerank import Reranker, load_reranker
 from .settings_store import SettingsStore
 from .store import MANIFEST_FORMAT, OUTPUT_FIELDS, SCHEMA_VERSION, MilvusStore, heading_path_from_row
 from .types import RETRIEVAL_PATHS, Chunk, CollectionInfo, Hit, IndexReport, PathScore, SearchResult
 
-__all__ = ["Engine", "SearchOptions", "MAX_K", "MAX_DEPTH", "MAX_QUERY_CHARS"]
+__all__ = ["Engine", "SearchOptions", "combine_rerank_scores", "MAX_K", "MAX_DEPTH", "MAX_QUERY_CHARS"]
 
 MAX_K = 1000
 MAX_DEPTH = 16384  # Milvus's top-k ceiling
@@ -56,6 +56,9 @@ class SearchOptions:
     rerank: bool | None = None
     rerank_top_n: int | None = None
     min_rerank_score: float | None = None
+    # Overrides RerankConfig.first_stage_weight for this query: the head is
+    # ordered by (1 - w) * rerank score + w * min-max normalised fused score.
+    rerank_first_stage_weight: float | None = None
     # Matched-term highlighting re-analyses each hit's text: most of a BM25
     # query's time at k=100. Off, hits carry no matched_terms.
     highlight: bool = True
@@ -83,6 +86,9 @@ class SearchOptions:
             raise InputError(f"rerank_top_n must be from 1 to {MAX_DEPTH}; got {self.rerank_top_n!r}")
         if self.min_rerank_score is not None and not 0.0 <= self.min_rerank_score <= 1.0:
             raise InputError(f"min_rerank_score must lie in [0, 1]; got {self.min_rerank_score!r}")
+        weight = self.rerank_first_stage_weight
+        if weight is not None and (not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0):
+            raise InputError(f"rerank_first_stage_weight must lie in [0, 1]; got {weight!r}")
 
     def depth_for(self, path: str) -> int:
         if isinstance(self.depth, Mapping):
@@ -132,6 +138,25 @@ def _config_from_manifest(name: str, manifest: dict[str, Any]) -> CollectionConf
         bm25_b=manifest["bm25"]["b"],
         description=manifest.get("description", ""),
     )
+
+
+def combine_rerank_scores(
+    head: Sequence[tuple[str, float]], rerank_scores: Mapping[str, float], first_stage_weight: float
+) -> dict[str, float]:
+    """The score each reranked candidate is ordered by:
+    ``(1 - w) * rerank_score + w * first_stage_norm``.
+
+    ``head`` is the reranked candidates with their first-stage (fused, or the
+    single path's) scores; ``first_stage_norm`` is that score min-max normalised
+    over the head, so both terms lie in [0, 1]. When every head score is equal
+    the first stage says nothing about the order and ``first_stage_norm`` is 1.0
+    for all. With w = 0 the rerank scores come back untouched.
+    """
+    if first_stage_weight == 0:
+        return {cid: rerank_scores[cid] for cid, _ in head}
+    normalized = normalize_scores([score for _, score in head], "min-max")
+    w = first_stage_weight
+    return {cid: (1.0 - w) * rerank_scores[cid] + w * norm for (cid, _), norm in zip(head, normalized)}
 
 
 def _differences(expected: CollectionConfig, actual: CollectionConfig) -> list[str]:
@@ -519,17 +544,28 @@ class Engine:
         per_path = {path: {cid: PathScore(rank, score) for rank, (cid, score) in enumerate(items, start=1)} for path, items in ranked.items()}
 
         rerank_scores: dict[str, float] = {}
+        combined_scores: dict[str, float] = {}
+        first_stage_weight: float | None = None
+        if reranker is not None:
+            first_stage_weight = (
+                options.rerank_first_stage_weight
+                if options.rerank_first_stage_weight is not None
+                else reranker.config.first_stage_weight
+            )
         confident = True
         ordered = fused
-        if reranker is not None and fused:
+        if reranker is not None and first_stage_weight is not None and fused:
             top_n = options.rerank_top_n or reranker.config.top_n
             head = fused[:top_n]
             t0 = time.perf_counter()
             scores = reranker.score(query, [rows[cid]["text"] for cid, _ in head])
             timings["rerank"] = (time.perf_counter() - t0) * 1000
             rerank_scores = {cid: s for (cid, _), s in zip(head, scores)}
+            combined_scores = combine_rerank_scores(head, rerank_scores, first_stage_weight)
             position = {cid: i for i, (cid, _) in enumerate(head)}
-            reranked_head = sorted(head, key=lambda item: (-rerank_scores[item[0]], position[item[0]]))
+            reranked_head = sorted(head, key=lambda item: (-combined_scores[item[0]], position[item[0]]))
+            # The confidence threshold reads the raw rerank score: it means the
+            # same whatever the weight, and a strong fused score cannot pass it.
             minimum = options.min_rerank_score if options.min_rerank_score is not None else reranker.config.min_score
             if minimum is not None:
                 reranked_head = [item for item in reranked_head if rerank_scores[item[0]] >= minimum]
@@ -557,6 +593,7 @@ class Engine:
                     paths={path: per_path[path][cid] for path in paths if cid in per_path[path]},
                     fused_score=float(fused_score),
                     rerank_score=rerank_scores.get(cid),
+                    combined_score=combined_scores.get(cid),
                     matched_terms=opened.analyzer.matched_surfaces(chunk.text, query_term_set) if options.highlight else (),
                 )
             )
@@ -571,6 +608,7 @@ class Engine:
             confident=confident,
             query_terms=tuple(query_terms),
             timings_ms=timings,
+            rerank_first_stage_weight=first_stage_weight,
         )
 
     def _search_path(self, name: str, path: str, data: Any, depth: int, expression: str) -> list[tuple[dict[str, Any], float]]:

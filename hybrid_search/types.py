@@ -81,10 +81,16 @@ class Hit:
     fused_score: float
     rerank_score: float | None = None
     matched_terms: tuple[str, ...] = ()
+    # The score the reranked head was ordered by: the rerank score interpolated
+    # with the normalised fused score (equal to rerank_score when the first-stage
+    # weight is 0). None when not reranked, and for hits past the reranked head.
+    combined_score: float | None = None
 
     @property
     def score(self) -> float:
         """The score the hit was finally ordered by."""
+        if self.combined_score is not None:
+            return self.combined_score
         return self.rerank_score if self.rerank_score is not None else self.fused_score
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,6 +107,7 @@ class Hit:
             "paths": {p: {"rank": s.rank, "score": s.score} for p, s in self.paths.items()},
             "fused_score": self.fused_score,
             "rerank_score": self.rerank_score,
+            "combined_score": self.combined_score,
             "score": self.score,
             "matched_terms": list(self.matched_terms),
         }
@@ -109,7 +116,9 @@ class Hit:
 @dataclass
 class SearchResult:
     """Hits plus what produced them. ``confident`` is False when a minimum rerank
-    score was set and no candidate reached it: ``hits`` is then empty on purpose."""
+    score was set and no candidate reached it: ``hits`` is then empty on purpose.
+    ``rerank_first_stage_weight`` is the first-stage weight the reranked head was
+    ordered with (None when not reranked)."""
 
     query: str
     collection: str
@@ -120,6 +129,7 @@ class SearchResult:
     confident: bool = True
     query_terms: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
+    rerank_first_stage_weight: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +138,7 @@ class SearchResult:
             "paths": list(self.paths),
             "fusion": self.fusion,
             "reranked": self.reranked,
+            "rerank_first_stage_weight": self.rerank_first_stage_weight,
             "confident": self.confident,
             "query_terms": list(self.query_terms),
             "timings_ms": self.timings_ms,

@@ -219,10 +219,14 @@ def sparse_command(
     colbert: Annotated[bool, typer.Option("--colbert/--no-colbert", help="Train the colbert head too.")] = True,
     train_encoder: Annotated[bool, typer.Option("--train-encoder/--heads-only", help="Also update the encoder.")] = True,
     mode: Annotated[str, typer.Option(help="in-process or subprocess.")] = "in-process",
+    objective: Annotated[
+        str, typer.Option(help="unified (FlagEmbedding's dense + sparse + colbert loss) or sparse-only (the sparse head alone on its own loss; needs --heads-only).")
+    ] = "unified",
+    temperature: Annotated[float, typer.Option(help="Softmax temperature of the contrastive loss.")] = 0.02,
     device: Device = "auto",
     seed: Annotated[int, typer.Option()] = 42,
 ) -> None:
-    """BGE-M3-style unified fine-tuning (dense + sparse, colbert optional) with a collapse check."""
+    """BGE-M3-style fine-tuning of the learned-sparse head (unified or sparse-only) with a collapse check."""
     try:
         from .data import load_training_data
         from .sparse import SparseTrainConfig, train_sparse
@@ -238,6 +242,8 @@ def sparse_command(
             colbert=colbert,
             train_encoder=train_encoder,
             mode=mode,  # type: ignore[arg-type]
+            objective=objective,  # type: ignore[arg-type]
+            temperature=temperature,
             device=device,  # type: ignore[arg-type]
             seed=seed,
         )
@@ -301,6 +307,12 @@ def evaluate_command(
     rerank_top_n: Annotated[int, typer.Option()] = 30,
     rerank_max_length: Annotated[int, typer.Option(help="Reranker input length (as trained).")] = 512,
     rerank_long_passages: Annotated[str, typer.Option(help="truncate or max-window (as trained).")] = "truncate",
+    rerank_first_stage_weight: Annotated[
+        float, typer.Option(help="Weight of the first-stage score in the reranked order (0: rerank score alone); choose it on dev queries.")
+    ] = 0.0,
+    tune_first_stage_weight: Annotated[
+        bool, typer.Option("--tune-first-stage-weight", help="Choose the first-stage weight on the dev queries (w = 0, 0.1, ..., 1).")
+    ] = False,
     max_queries: Annotated[Optional[int], typer.Option()] = None,
     language: Annotated[str, typer.Option(help="en or zh (BM25 analyzer).")] = "en",
     fusion: Annotated[str, typer.Option(help="Hybrid fusion: rrf or weighted (tuned on a dev split, as served).")] = "rrf",
@@ -327,6 +339,7 @@ def evaluate_command(
                 top_n=rerank_top_n,
                 max_length=rerank_max_length,
                 long_passages=rerank_long_passages,  # type: ignore[arg-type] - checked on construction
+                first_stage_weight=rerank_first_stage_weight,
             )
             if reranker
             else None
@@ -352,6 +365,7 @@ def evaluate_command(
             fusion=FusionConfig(method=fusion, normalization=normalization, weights=parse_weights(weights) or {}),  # type: ignore[arg-type]
             language=language,  # type: ignore[arg-type]
             device=device,  # type: ignore[arg-type]
+            tune_first_stage_weight=tune_first_stage_weight,
         )
         report = evaluate_systems(load_training_data(data), config, out)
         typer.echo((out / "evaluation.md").read_text(encoding="utf-8"))

@@ -7,6 +7,12 @@ rerank and BM25 + rerank when the system has a reranker. Metrics come from
 ranx. Engine order is what is scored (ranks, not raw scores), so ties and
 fusion behave as served.
 
+With ``tune_first_stage_weight`` the reranked rows are served with the
+first-stage weight (``RerankConfig.first_stage_weight``) that scores best on
+the dev queries: each dev query is reranked once and re-ordered for every
+weight on a grid, with the engine's own ``combine_rerank_scores``; the test
+queries are then searched with the chosen weight. Test never picks it.
+
 The report ends with a decision: does the candidate beat the baseline on the
 gate metric for the configuration that would be served? Promotion refuses a
 candidate that does not, unless forced.
@@ -18,7 +24,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -37,11 +43,12 @@ from hybrid_search.errors import ConfigError, InputError
 from .data import EvalQuery, TrainingData
 from .runs import Device, check_choice, plain, write_json
 
-__all__ = ["System", "EvalConfig", "EvaluationReport", "evaluate_systems", "read_report", "render_markdown"]
+__all__ = ["System", "EvalConfig", "EvaluationReport", "evaluate_systems", "rank_metrics", "read_report", "render_markdown"]
 
 Scope = Literal["all", "test"]
 GatePath = Literal["served", "hybrid", "hybrid+rerank", "dense", "sparse", "bm25"]
 ROW_ORDER = ("bm25", "sparse", "dense", "hybrid", "bm25+rerank", "hybrid+rerank")
+FIRST_STAGE_GRID = tuple(i / 10 for i in range(11))
 
 
 @dataclass(frozen=True)
@@ -85,9 +92,14 @@ class EvalConfig:
     max_queries: int | None = None
     device: Device = "auto"
     batch_size: int = 32
+    # Choose each reranked row's first-stage weight on the dev queries (needs scope "all":
+    # the dev documents must be in the searched collection).
+    tune_first_stage_weight: bool = False
 
     def __post_init__(self) -> None:
         check_choice("EvalConfig", "scope", self.scope, get_args(Scope))
+        if self.tune_first_stage_weight and (self.scope != "all" or self.queries != "test"):
+            raise ConfigError("EvalConfig.tune_first_stage_weight needs scope='all' and queries='test' (it tunes on the dev queries)")
         check_choice("EvalConfig", "queries", self.queries, ("test", "dev"))
         check_choice("EvalConfig", "gate_path", self.gate_path, get_args(GatePath))
         check_choice("EvalConfig", "language", self.language, ("en", "zh"))
@@ -119,6 +131,8 @@ class EvaluationReport:
     collections: dict[str, str]
     seconds: dict[str, float]
     decision: dict[str, Any] = field(default_factory=dict)
+    # system -> reranked row -> {"chosen": w, "dev": {w: gate metric on dev}}
+    first_stage_weights: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +143,7 @@ class EvaluationReport:
             "collections": self.collections,
             "seconds": self.seconds,
             "decision": self.decision,
+            "first_stage_weights": self.first_stage_weights,
         }
 
     @property
@@ -146,7 +161,7 @@ def _collection_name(system: System, scope: str, language: str, chunk_ids: Seque
     return f"eval_{system.name.replace('-', '_')}_{hashlib.sha1(material.encode()).hexdigest()[:10]}"
 
 
-def _metrics(queries: Sequence[EvalQuery], rankings: dict[str, list[str]], metrics: Sequence[str]) -> dict[str, float]:
+def rank_metrics(queries: Sequence[EvalQuery], rankings: dict[str, list[str]], metrics: Sequence[str]) -> dict[str, float]:
     from ranx import Qrels, Run, evaluate
 
     qrels = Qrels({q.query_id: dict(q.relevant) for q in queries})
@@ -171,6 +186,33 @@ def _rows(system: System, paths: Sequence[str]) -> list[tuple[str, tuple[str, ..
     return rows
 
 
+def _tune_first_stage_weight(engine: Any, name: str, dev: Sequence[EvalQuery], options: Any, metric: str) -> dict[str, Any]:
+    """Rerank every dev query once (first-stage order kept, w = 1, so the fused
+    order is known), then re-order the head for each weight on the grid as
+    ``Engine.search`` would. The best weight wins; ties go to the smaller one
+    (the reranker is used as much as dev allows)."""
+    from hybrid_search.engine import combine_rerank_scores
+
+    lists = []
+    for query in dev:
+        hits = engine.search(name, query.query, replace(options, rerank_first_stage_weight=1.0)).hits
+        head = [(h.chunk_id, h.fused_score) for h in hits if h.rerank_score is not None]
+        rerank = {h.chunk_id: float(h.rerank_score) for h in hits if h.rerank_score is not None}
+        tail = [h.chunk_id for h in hits if h.rerank_score is None]
+        lists.append((query.query_id, head, rerank, tail))
+    table = {}
+    for weight in FIRST_STAGE_GRID:
+        rankings = {}
+        for query_id, head, rerank, tail in lists:
+            combined = combine_rerank_scores(head, rerank, weight)
+            position = {cid: i for i, (cid, _) in enumerate(head)}
+            rankings[query_id] = sorted(combined, key=lambda cid: (-combined[cid], position[cid])) + tail
+        table[str(weight)] = rank_metrics(dev, rankings, (metric,))[metric]
+    best = max(table.values())
+    chosen = min(w for w in FIRST_STAGE_GRID if table[str(w)] == best)
+    return {"chosen": chosen, "metric": metric, "dev_queries": len(dev), "dev": table}
+
+
 def _evaluate_system(
     system: System,
     chunks: Sequence[Any],
@@ -179,6 +221,8 @@ def _evaluate_system(
     uri: str,
     *,
     progress: bool,
+    dev: Sequence[EvalQuery] = (),
+    tuned_weights: dict[str, Any] | None = None,
 ) -> tuple[str, dict[str, dict[str, float]], dict[str, float]]:
     from tqdm.auto import tqdm
 
@@ -220,10 +264,15 @@ def _evaluate_system(
                 rerank=rerank,
                 rerank_top_n=config.rerank_top_n if rerank else None,
             )
+            if rerank and config.tune_first_stage_weight:
+                tuning = _tune_first_stage_weight(engine, name, dev, options, config.gate_metric)
+                options = replace(options, rerank_first_stage_weight=tuning["chosen"])
+                if tuned_weights is not None:
+                    tuned_weights[row] = tuning
             for query in tqdm(queries, desc=f"{system.name}: {row}", unit="query", disable=not progress, leave=False):
                 hits = engine.search(name, query.query, options).hits
                 rankings[query.query_id] = [hit.chunk_id for hit in hits]
-            results[row] = _metrics(queries, rankings, config.metrics)
+            results[row] = rank_metrics(queries, rankings, config.metrics)
             seconds[row] = round(time.perf_counter() - started, 2)
     return name, results, seconds
 
@@ -258,11 +307,17 @@ def evaluate_systems(data: TrainingData, config: EvalConfig, out_dir: Path, *, p
         raise InputError(f"the data has no {config.queries} queries to evaluate with")
     chunks = data.corpus if config.scope == "all" else data.chunks(config.queries)
     uri = config.store_uri or str(out_dir / "eval.db")
+    if config.tune_first_stage_weight and not data.dev:
+        raise InputError("tuning the first-stage weight needs dev queries; the data has none (set a dev_fraction)")
     results: dict[str, dict[str, dict[str, float]]] = {}
     collections: dict[str, str] = {}
     seconds: dict[str, float] = {}
+    first_stage_weights: dict[str, dict[str, Any]] = {}
     for system in config.systems:
-        name, rows, timing = _evaluate_system(system, chunks, queries, config, uri, progress=progress)
+        tuned_weights: dict[str, Any] = {}
+        name, rows, timing = _evaluate_system(system, chunks, queries, config, uri, progress=progress, dev=data.dev, tuned_weights=tuned_weights)
+        if tuned_weights:
+            first_stage_weights[system.name] = tuned_weights
         results[system.name] = rows
         collections[system.name] = name
         seconds.update({f"{system.name}/{key}": value for key, value in timing.items()})
@@ -274,6 +329,7 @@ def evaluate_systems(data: TrainingData, config: EvalConfig, out_dir: Path, *, p
         collections=collections,
         seconds=seconds,
         decision=_decide(config, results),
+        first_stage_weights=first_stage_weights,
     )
     write_json(out_dir / "evaluation.json", report.to_dict())
     (out_dir / "evaluation.md").write_text(render_markdown(report), encoding="utf-8")
@@ -307,6 +363,14 @@ def render_markdown(report: EvaluationReport, *, title: str = "Before/after eval
             f"{decision['baseline']['value']:.4f}: gain {decision['gain']:+.4f}, {verdict}.",
             "",
         ]
+    for system_name, rows in report.first_stage_weights.items():
+        for row, tuning in rows.items():
+            lines.append(
+                f"First-stage weight of `{system_name}` {row}: w = {tuning['chosen']} (best dev {tuning['metric']} "
+                f"{max(tuning['dev'].values()):.4f} over w = 0, 0.1, ..., 1 on {tuning['dev_queries']} dev queries)."
+            )
+    if report.first_stage_weights:
+        lines.append("")
     systems_config = {s["name"]: s for s in config["systems"]}
     lines += ["Systems:", ""]
     for name in systems:

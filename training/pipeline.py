@@ -50,11 +50,20 @@ class EvalSettings:
     k: int = 100
     depth: int = 100
     rerank_top_n: int = 30
+    # Served order of the reranked head: (1 - w) rerank + w first stage (RerankConfig.first_stage_weight).
+    rerank_first_stage_weight: float = 0.0
+    tune_first_stage_weight: bool = False  # choose the weight on the dev queries instead
     fusion: FusionConfig | None = None
     language: Literal["en", "zh"] = "en"
     max_queries: int | None = None
     device: Device = "auto"
     batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rerank_first_stage_weight <= 1.0:
+            raise ConfigError(f"EvalSettings.rerank_first_stage_weight must lie in [0, 1]; got {self.rerank_first_stage_weight!r}")
+        if self.tune_first_stage_weight and self.rerank_first_stage_weight != 0.0:
+            raise ConfigError("EvalSettings: set rerank_first_stage_weight or tune_first_stage_weight, not both")
 
 
 @dataclass(frozen=True)
@@ -121,7 +130,13 @@ def systems_for(config: PipelineConfig, trained: dict[str, Path]) -> tuple[Syste
             if trained_as is None
             else {"max_length": trained_as.max_length, "long_passages": trained_as.long_passages, "window_overlap": trained_as.window_overlap}
         )
-        reranker = RerankConfig(model=str(trained["reranker"]), kind="cross-encoder", top_n=config.evaluation.rerank_top_n, **as_trained)
+        reranker = RerankConfig(
+            model=str(trained["reranker"]),
+            kind="cross-encoder",
+            top_n=config.evaluation.rerank_top_n,
+            first_stage_weight=config.evaluation.rerank_first_stage_weight,
+            **as_trained,
+        )
     # Controls measure only what tells the parts apart: the tuned reranker over
     # the base retrieval, and the M3 head before training.
     retrieval_trained = "dense" in trained or "sparse" in trained
@@ -211,11 +226,17 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict[str, 
         max_queries=settings.max_queries,
         device=settings.device,
         batch_size=settings.batch_size,
+        tune_first_stage_weight=settings.tune_first_stage_weight,
     )
     with _Stage(summary, "evaluate"):
         report: EvaluationReport = evaluate_systems(data, evaluation, out / "evaluation", progress=progress)
         print((out / "evaluation" / "evaluation.md").read_text(encoding="utf-8"))
-        summary["stages"]["evaluate"] = {"results": report.results, "decision": report.decision, "seconds": report.seconds}
+        summary["stages"]["evaluate"] = {
+            "results": report.results,
+            "decision": report.decision,
+            "seconds": report.seconds,
+            "first_stage_weights": report.first_stage_weights,
+        }
 
     if config.promote is not None:
         from hybrid_search.engine import Engine

@@ -1,5 +1,7 @@
-"""BGE-M3-style unified fine-tuning (dense + learned sparse, colbert optional)
-through FlagEmbedding's ``encoder_only.m3`` runner.
+"""BGE-M3-style fine-tuning of the learned-sparse head: ``objective="unified"``
+(dense + learned sparse, colbert optional) through FlagEmbedding's
+``encoder_only.m3`` runner, or ``"sparse-only"``: the sparse head alone on the
+sparse path's own loss over a frozen encoder (``sparse_head.py``).
 
 Works for BGE-M3 itself and for any encoder without M3 heads (all-MiniLM-L6-v2,
 multilingual-e5-small): such a model gets a start folder with the encoder, a
@@ -48,6 +50,9 @@ __all__ = [
 ]
 
 RunMode = Literal["in-process", "subprocess"]
+# "unified": FlagEmbedding's dense + sparse (+ colbert) loss; "sparse-only": the
+# sparse head alone on the sparse path's own loss, encoder frozen (sparse_head.py).
+SparseObjective = Literal["unified", "sparse-only"]
 HEAD_FILES = ("sparse_linear.pt", "colbert_linear.pt")
 
 
@@ -74,6 +79,7 @@ class SparseTrainConfig:
     init_bias: float = 0.1  # start weight of every token in an untrained sparse head
     init_std: float = 0.01
     mode: RunMode = "in-process"
+    objective: SparseObjective = "unified"
     collapse_max_empty: float = 0.2  # share of texts allowed to get an empty vector
     collapse_min_spread: float = 0.05  # median coefficient of variation of a vector's weights
     save_total_limit: int = 2
@@ -83,6 +89,7 @@ class SparseTrainConfig:
 
     def __post_init__(self) -> None:
         check_choice("SparseTrainConfig", "mode", self.mode, get_args(RunMode))
+        check_choice("SparseTrainConfig", "objective", self.objective, get_args(SparseObjective))
         check_choice("SparseTrainConfig", "device", self.device, get_args(Device))
         check_choice("SparseTrainConfig", "precision", self.precision, get_args(Precision))
         if not self.base_model:
@@ -98,6 +105,11 @@ class SparseTrainConfig:
             raise ConfigError("SparseTrainConfig collapse thresholds are out of range")
         if not self.colbert and self.mode == "subprocess":
             raise ConfigError("SparseTrainConfig.colbert=False needs mode='in-process' (it replaces the colbert score)")
+        if self.objective == "sparse-only":
+            if self.train_encoder:
+                raise ConfigError("SparseTrainConfig.objective='sparse-only' trains the sparse head on a frozen encoder: set train_encoder = false")
+            if self.query_instruction is not None:
+                raise ConfigError("SparseTrainConfig.query_instruction is not used by objective='sparse-only' (the engine's M3 sparse path encodes queries as they are)")
 
 
 # --- the collapse check ----------------------------------------------------------------
@@ -338,6 +350,14 @@ def train_sparse(data: TrainingData, config: SparseTrainConfig, run_dir: Path, *
             for example in examples:  # FlagEmbedding's own format, nothing else
                 handle.write(json.dumps({"query": example.query, "pos": example.pos, "neg": example.neg}, ensure_ascii=False) + "\n")
         start = prepare_start_folder(config.base_model, run_dir / "start", init_bias=config.init_bias, init_std=config.init_std, seed=config.seed)
+        model_dir = run_dir / "model"
+        if config.objective == "sparse-only":
+            from .sparse_head import train_sparse_head
+
+            trained = train_sparse_head(
+                start, examples, config, device=device, run_dir=run_dir, model_dir=model_dir, dev=data.dev, dev_pool=data.chunks("dev"), progress=progress
+            )
+            return _check_and_finish(run_dir, manifest, model_dir, examples, config, {"start_folder": str(start), **trained})
         output_dir = run_dir / "checkpoints"
         resume = last_checkpoint(run_dir)
         if resume is None and output_dir.exists():
@@ -347,18 +367,21 @@ def train_sparse(data: TrainingData, config: SparseTrainConfig, run_dir: Path, *
             _run_in_process(arguments, config.colbert)
         else:
             _run_subprocess(arguments, run_dir / "train.log")
-        model_dir = run_dir / "model"
         _collect_model(output_dir, model_dir)
-        sample = [e.pos[0] for e in examples[:48]] + [e.query for e in examples[:16]]
-        report = sparse_collapse_report(model_dir, sample, config)
-        write_json(run_dir / "collapse_check.json", report.to_dict())
-        metrics = {"train_examples": len(examples), "start_folder": str(start), "collapse_check": report.to_dict()}
-        if report.collapsed:
-            shutil.rmtree(model_dir.with_name("model.collapsed"), ignore_errors=True)
-            model_dir.rename(model_dir.with_name("model.collapsed"))
-            raise SparseCollapseError(f"the sparse head collapsed: {report.reason}; the model is kept in {run_dir / 'model.collapsed'} for inspection")
-        finish_run(run_dir, manifest, metrics)
-        return metrics
+        return _check_and_finish(run_dir, manifest, model_dir, examples, config, {"start_folder": str(start)})
     except BaseException as error:
         fail_run(run_dir, manifest, error)
         raise
+
+
+def _check_and_finish(run_dir: Path, manifest: Any, model_dir: Path, examples: Sequence[Any], config: SparseTrainConfig, metrics: dict[str, Any]) -> dict[str, Any]:
+    sample = [e.pos[0] for e in examples[:48]] + [e.query for e in examples[:16]]
+    report = sparse_collapse_report(model_dir, sample, config)
+    write_json(run_dir / "collapse_check.json", report.to_dict())
+    metrics = {"train_examples": len(examples), **metrics, "collapse_check": report.to_dict()}
+    if report.collapsed:
+        shutil.rmtree(model_dir.with_name("model.collapsed"), ignore_errors=True)
+        model_dir.rename(model_dir.with_name("model.collapsed"))
+        raise SparseCollapseError(f"the sparse head collapsed: {report.reason}; the model is kept in {run_dir / 'model.collapsed'} for inspection")
+    finish_run(run_dir, manifest, metrics)
+    return metrics

@@ -86,6 +86,7 @@ def _options(request: SearchRequest, name: str, services: Services) -> SearchOpt
         rerank=request.rerank,
         rerank_top_n=request.rerank_top_n,
         min_rerank_score=request.min_rerank_score,
+        rerank_first_stage_weight=request.rerank_first_stage_weight,
     )
 
 
@@ -108,6 +109,7 @@ def _response(result: SearchResult, explain: bool) -> SearchResponse:
             item["paths"] = {p: {"rank": s.rank, "score": _finite(s.score)} for p, s in hit.paths.items()}
             item["fused_score"] = _finite(hit.fused_score)
             item["rerank_score"] = _finite(hit.rerank_score)
+            item["combined_score"] = _finite(hit.combined_score)
             item["matched_terms"] = list(hit.matched_terms)
         hits.append(item)
     body: dict[str, Any] = {
@@ -116,6 +118,7 @@ def _response(result: SearchResult, explain: bool) -> SearchResponse:
         "paths": list(result.paths),
         "fusion": result.fusion,
         "reranked": result.reranked,
+        "rerank_first_stage_weight": result.rerank_first_stage_weight,
         "confident": result.confident,
         "hits": hits,
     }

@@ -151,6 +151,11 @@ class SearchRequest(_Model):
     rerank: bool | None = Field(None, description="rerank with the server's cross-encoder; default: on if one is configured")
     rerank_top_n: Annotated[int, Field(ge=1, le=MAX_DEPTH)] | None = None
     min_rerank_score: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    rerank_first_stage_weight: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
+        None,
+        description="order the reranked head by (1 - w) * rerank score + w * fused score min-max normalised over the head; "
+        "0: rerank order, 1: fused order; default: the server's",
+    )
     explain: bool = Field(False, description="add per-path ranks and scores, matched terms and timings to every hit")
 
     @model_validator(mode="after")
@@ -180,6 +185,8 @@ class HitOut(BaseModel):
     paths: dict[str, PathScoreOut] | None = None
     fused_score: float | None = None
     rerank_score: float | None = None
+    # the score the reranked head was ordered by (rerank interpolated with the fused score)
+    combined_score: float | None = None
     matched_terms: list[str] | None = None
 
 
@@ -189,6 +196,8 @@ class SearchResponse(BaseModel):
     paths: list[str]
     fusion: str
     reranked: bool
+    # the first-stage weight the reranked head was ordered with (None when not reranked)
+    rerank_first_stage_weight: float | None = None
     confident: bool
     hits: list[HitOut]
     # explain=true only:

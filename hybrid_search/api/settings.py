@@ -160,6 +160,9 @@ class ApiSettings(BaseSettings):
     rerank_min_score: float | None = Field(None, ge=0.0, le=1.0)
     rerank_max_length: int = Field(512, ge=16)
     rerank_long_passages: LongPassages = "truncate"
+    rerank_first_stage_weight: float = Field(
+        0.0, ge=0.0, le=1.0, description="mix the fused score into the rerank order (0: pure rerank; tune on held-out queries)"
+    )
     device: Device = "auto"
     preload: bool = Field(True, description="load every collection's models at startup")
 
@@ -276,6 +279,7 @@ class ApiSettings(BaseSettings):
             min_score=self.rerank_min_score,
             max_length=self.rerank_max_length,
             long_passages=self.rerank_long_passages,
+            first_stage_weight=self.rerank_first_stage_weight,
         )
 
     def default_dense(self) -> DenseEncoderConfig | None:

@@ -39,7 +39,7 @@ def candidates(out: Path) -> None:
     from hybrid_search.config import DenseEncoderConfig, FusionConfig, RuntimeConfig, StoreConfig
     from hybrid_search.engine import Engine, SearchOptions
     from training.data import load_training_data
-    from training.evaluate import System, _collection_name, _metrics
+    from training.evaluate import System, _collection_name, rank_metrics
 
     data = load_training_data(RUN / "data")
     system = System("base", dense=DenseEncoderConfig(model=BASE_DENSE, kind="sentence-transformers"), sparse=None)
@@ -55,7 +55,7 @@ def candidates(out: Path) -> None:
                 hits = engine.search(name, query.query, options).hits
                 lists[row][query.query_id] = [[hit.chunk_id, hit.text] for hit in hits]
     queries = [{"id": q.query_id, "query": q.query} for q in data.test]
-    metrics = {row: _metrics(data.test, {qid: [cid for cid, _ in hits] for qid, hits in by_query.items()}, METRICS) for row, by_query in lists.items()}
+    metrics = {row: rank_metrics(data.test, {qid: [cid for cid, _ in hits] for qid, hits in by_query.items()}, METRICS) for row, by_query in lists.items()}
     out.mkdir(parents=True, exist_ok=True)
     with gzip.open(out / "candidates.json.gz", "wt", encoding="utf-8") as handle:
         json.dump({"collection": name, "fusion": FUSION, "k": K, "queries": queries, "lists": lists}, handle)
@@ -87,7 +87,7 @@ def score(out: Path, model: str) -> None:
 
 def report(out: Path) -> None:
     from training.data import load_training_data
-    from training.evaluate import _metrics
+    from training.evaluate import rank_metrics
 
     data = load_training_data(RUN / "data")
     with gzip.open(out / "candidates.json.gz", "rt", encoding="utf-8") as handle:
@@ -101,7 +101,7 @@ def report(out: Path) -> None:
             # Engine.search: the head sorted by rerank score, fused position breaking ties.
             order = sorted(range(len(hits)), key=lambda i: (-values[i], i))
             rankings[qid] = [hits[i][0] for i in order]
-        metrics[f"{row}+rerank"] = _metrics(data.test, rankings, METRICS)
+        metrics[f"{row}+rerank"] = rank_metrics(data.test, rankings, METRICS)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     lines = ["| row | " + " | ".join(METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
     for row in ("bm25", "hybrid", "bm25+rerank", "hybrid+rerank"):

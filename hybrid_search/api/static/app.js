@@ -102,7 +102,7 @@
 
   function fmt(x) { return x === null || x === undefined ? "–" : Number(x).toFixed(4); }
 
-  function scoreTable(hit, paths) {
+  function scoreTable(hit, paths, firstStageWeight) {
     const table = document.createElement("table");
     table.className = "scores";
     const head = table.createTHead().insertRow();
@@ -134,6 +134,15 @@
       rr.insertCell().textContent = "";
       rr.insertCell().textContent = fmt(hit.rerank_score);
     }
+    // The order's own score, only when the fused score was mixed in (w > 0):
+    // otherwise it equals the rerank score.
+    if (firstStageWeight && hit.combined_score !== null && hit.combined_score !== undefined) {
+      const cb = body.insertRow();
+      cb.className = "combined-row";
+      cb.insertCell().textContent = "combined (w=" + firstStageWeight + ")";
+      cb.insertCell().textContent = "";
+      cb.insertCell().textContent = fmt(hit.combined_score);
+    }
     return table;
   }
 
@@ -157,7 +166,7 @@
       const text = document.createElement("p");
       text.className = "text";
       text.appendChild(highlighted(hit.text, hit.matched_terms));
-      li.append(title, meta, text, scoreTable(hit, body.paths));
+      li.append(title, meta, text, scoreTable(hit, body.paths, body.rerank_first_stage_weight));
       results.appendChild(li);
     }
     const ms = body.timings_ms && body.timings_ms.total !== undefined ? Math.round(body.timings_ms.total) + " ms" : "";

@@ -43,6 +43,9 @@ SEARCH = "/v1/collections/docs/search"
         ({"query": "cat", "fusion": "max"}, "fusion"),
         ({"query": "cat", "rerank_top_n": 10**6}, "rerank_top_n"),
         ({"query": "cat", "min_rerank_score": 2}, "min_rerank_score"),
+        ({"query": "cat", "rerank_first_stage_weight": 1.5}, "rerank_first_stage_weight"),
+        ({"query": "cat", "rerank_first_stage_weight": -0.1}, "rerank_first_stage_weight"),
+        ({"query": "cat", "rerank_first_stage_weight": "half"}, "rerank_first_stage_weight"),
         ({"query": "cat", "filter": []}, "filter"),  # a typo is an error, not ignored
         ({"query": "cat", "filters": [{}] * 17}, None),
     ],

@@ -66,6 +66,33 @@ def test_search_paths_fusion_weights_and_rerank(client):
     assert "rerank" in reranked["timings_ms"]
 
 
+def test_search_rerank_first_stage_weight_reaches_the_engine(client):
+    def search(**extra):
+        body = {"query": "cat dog database", "k": 10, "rerank": True, "explain": True, **extra}
+        response = client.post("/v1/collections/docs/search", json=body)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    default = search()
+    assert default["rerank_first_stage_weight"] == 0.0  # the server's default: pure rerank order
+    assert all(h["combined_score"] == h["rerank_score"] == h["score"] for h in default["hits"])
+    fused_order = search(rerank_first_stage_weight=1.0)
+    assert fused_order["rerank_first_stage_weight"] == 1.0
+    fused = [h["fused_score"] for h in fused_order["hits"]]
+    assert len(fused) > 2 and fused == sorted(fused, reverse=True)
+    assert fused_order["hits"][0]["combined_score"] == 1.0 and fused_order["hits"][-1]["combined_score"] == 0.0
+    mixed = search(rerank_first_stage_weight=0.5)
+    assert mixed["rerank_first_stage_weight"] == 0.5
+    low, high = min(h["fused_score"] for h in mixed["hits"]), max(h["fused_score"] for h in mixed["hits"])
+    for hit in mixed["hits"]:  # every candidate is in the reranked head (top_n 20 > 8 documents)
+        expected = 0.5 * hit["rerank_score"] + 0.5 * (hit["fused_score"] - low) / (high - low)
+        assert hit["combined_score"] == pytest.approx(expected, abs=1e-9) and hit["score"] == hit["combined_score"]
+    combined = [h["combined_score"] for h in mixed["hits"]]
+    assert combined == sorted(combined, reverse=True)
+    plain = search(rerank=False)
+    assert plain["rerank_first_stage_weight"] is None and all(h["combined_score"] is None for h in plain["hits"])
+
+
 def test_search_filters(client):
     def ids(filters):
         response = client.post("/v1/collections/docs/search", json={"query": "cat dog database", "k": 20, "filters": filters, "rerank": False})

@@ -111,3 +111,44 @@ def test_mismatched_model_for_existing_collection_is_refused(cli_env, tiny_model
     result = invoke(cli_env, "index", str(root / "beir"), "--dense-model", str(tiny_models.m3), "--dense-kind", "bge-m3")
     assert result.exit_code == 1
     assert "different configuration" in result.output
+
+
+class _ScriptedReranker:
+    """A reranker with fixed opinions (no model): the shorter the text, the better."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def score(self, query, texts):
+        return [1.0 / len(text) for text in texts]
+
+
+def test_search_rerank_first_stage_weight_flag_and_config(cli_env, monkeypatch):
+    monkeypatch.setattr("hybrid_search.engine.load_reranker", lambda config, runtime: _ScriptedReranker(config))
+    result = invoke(cli_env, "search", "cats", "--rerank", "--rerank-first-stage-weight", "0.5", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["reranked"] and data["rerank_first_stage_weight"] == 0.5
+    fused = [h["fused_score"] for h in data["hits"]]
+    for hit in data["hits"]:  # every hit is in the reranked head (top_n 50)
+        norm = (hit["fused_score"] - min(fused)) / (max(fused) - min(fused))
+        assert hit["combined_score"] == pytest.approx(0.5 * hit["rerank_score"] + 0.5 * norm, abs=1e-9)
+    text = invoke(cli_env, "search", "cats", "--rerank", "--rerank-first-stage-weight", "0.5")
+    assert text.exit_code == 0, text.output
+    # (rich wraps lines at the terminal width)
+    assert re.search(r"rerank\s+\d\.\d{4}\s+\|\s+combined\s+\d\.\d{4}\s+\(w=0\.5\)", text.output), text.output
+    # w = 0 (the default): the combined score equals the rerank score and is not shown
+    pure = invoke(cli_env, "search", "cats", "--rerank")
+    assert pure.exit_code == 0 and re.search(r"rerank\s+0\.", pure.output) and "combined" not in pure.output, pure.output
+    # [rerank] first_stage_weight in the config file
+    _, config, root = cli_env
+    weighted = root / "weighted.toml"
+    weighted.write_text(config.read_text(encoding="utf-8") + "[rerank]\nfirst_stage_weight = 1.0\n", encoding="utf-8")
+    runner = cli_env[0]
+    from_file = runner.invoke(app, ["--config", str(weighted), "search", "cats", "--rerank", "--json"])
+    assert from_file.exit_code == 0, from_file.output
+    hits = json.loads(from_file.stdout)["hits"]
+    assert json.loads(from_file.stdout)["rerank_first_stage_weight"] == 1.0
+    assert [h["fused_score"] for h in hits] == sorted((h["fused_score"] for h in hits), reverse=True)
+    bad = invoke(cli_env, "search", "cats", "--rerank", "--rerank-first-stage-weight", "1.5")
+    assert bad.exit_code == 2 and "first_stage_weight must lie in [0, 1]" in bad.output, bad.output

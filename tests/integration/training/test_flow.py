@@ -55,7 +55,7 @@ def test_whole_flow_on_tiny_models(tiny_models, tiny_beir: Path, tmp_path: Path)
             collapse_min_spread=0.0,  # one tiny epoch cannot be asked to spread the weights much
         ),
         reranker=RerankerTrainConfig(base_model=str(tiny_models.dense), epochs=1, batch_size=8, num_negatives=3, max_length=96, device="cpu"),
-        evaluation=EvalSettings(device="cpu", rerank_top_n=5, k=10, depth=20, max_queries=6),
+        evaluation=EvalSettings(device="cpu", rerank_top_n=5, k=10, depth=20, max_queries=6, tune_first_stage_weight=True),
         promote=PromoteSettings(store_uri=store, alias="kb", force=True),  # tiny random models need not improve
     )
     summary = run_pipeline(config, progress=False)
@@ -84,6 +84,12 @@ def test_whole_flow_on_tiny_models(tiny_models, tiny_beir: Path, tmp_path: Path)
     assert set(report["results"]["sparse-untrained"]) == {"sparse"}
     assert 0.0 <= tuned["hybrid+rerank"]["ndcg@10"] <= 1.0 and report["queries"] == 6
     assert report["decision"]["candidate"]["row"] == "hybrid+rerank"
+    # The reranked rows were served with a first-stage weight chosen on the dev queries.
+    for system, rows in (("tuned", {"hybrid+rerank"}), ("base-reranked", {"bm25+rerank", "hybrid+rerank"})):
+        assert set(report["first_stage_weights"][system]) == rows
+        for tuning in report["first_stage_weights"][system].values():
+            assert tuning["chosen"] in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0) and len(tuning["dev"]) == 11
+            assert tuning["dev"][str(tuning["chosen"])] == max(tuning["dev"].values()) and tuning["dev_queries"] == len(data.dev) > 0
     assert (out / "evaluation" / "evaluation.md").read_text().startswith("## Before/after evaluation")
 
     promoted = summary["stages"]["promote"]

@@ -36,6 +36,8 @@ def test_search_defaults():
         {"query": "x", "weights": {"bm25": float("inf")}},
         {"query": "x", "unknown": 1},
         {"query": "x", "depth": 0},
+        {"query": "x", "rerank_first_stage_weight": -0.1},
+        {"query": "x", "rerank_first_stage_weight": 1.5},
     ],
 )
 def test_search_request_refuses(data):

@@ -46,6 +46,17 @@ def test_environment(monkeypatch, tmp_path):
     assert settings.sparse_model is None and settings.default_sparse() is None
 
 
+def test_rerank_first_stage_weight_from_the_environment(monkeypatch):
+    assert ApiSettings(rerank_model="some/reranker").rerank_config().first_stage_weight == 0.0
+    monkeypatch.setenv("HYBRID_SEARCH_RERANK_MODEL", "some/reranker")
+    monkeypatch.setenv("HYBRID_SEARCH_RERANK_FIRST_STAGE_WEIGHT", "0.3")
+    settings = ApiSettings()
+    assert settings.rerank_first_stage_weight == 0.3 and settings.rerank_config().first_stage_weight == 0.3
+    monkeypatch.setenv("HYBRID_SEARCH_RERANK_FIRST_STAGE_WEIGHT", "1.5")
+    with pytest.raises(ValidationError, match="rerank_first_stage_weight"):
+        ApiSettings()
+
+
 def test_round_trip_for_worker_processes(tmp_path):
     settings = ApiSettings(store_uri="http://127.0.0.1:19530", workers=3, read_api_keys=[KEY], store_token="tok", document_roots={"d": str(tmp_path)})
     again = ApiSettings.from_env_json(settings.to_env_json())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from hybrid_search.config import DenseEncoderConfig
 from hybrid_search.errors import ConfigError
 from training.embedder import DenseTrainConfig
-from training.pipeline import PipelineConfig, load_pipeline_config
+from training.pipeline import EvalSettings, PipelineConfig, load_pipeline_config
 from training.reranker import RerankerTrainConfig
 from training.runs import begin_run, config_from_plain, fail_run, finish_run, last_checkpoint, read_manifest
 from training.sparse import SparseTrainConfig
@@ -68,12 +68,16 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> 
     assert not done and manifest.resumed_from.endswith("checkpoint-20")  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("name", ["nvidia_sec_10k.toml", "scifact_label_free.toml"])
+@pytest.mark.parametrize("name", ["nvidia_sec_10k.toml", "scifact_label_free.toml", "nvidia_sec_10k_sparse.toml"])
 def test_committed_benchmark_configs_load(name: str) -> None:
     config = load_pipeline_config(REPO / "benchmarks" / "results" / "training" / name, out="/tmp/x")
     assert isinstance(config, PipelineConfig) and config.out == "/tmp/x"
-    assert config.dense is not None
     assert config.base.dense and config.base.dense.kind == "sentence-transformers"
+    if name == "nvidia_sec_10k_sparse.toml":
+        assert config.sparse and config.sparse.objective == "sparse-only" and not config.sparse.train_encoder
+        assert config.dense is None and config.reranker is None
+        return
+    assert config.dense is not None
     if name.startswith("nvidia"):
         assert config.sparse and config.reranker and config.data.use_labels
     else:
@@ -101,6 +105,7 @@ def test_config_from_plain_builds_nested_configs_and_refuses_unknown_keys() -> N
         (lambda: SparseTrainConfig(base_model="m", colbert=False, mode="subprocess"), "in-process"),
         (lambda: RerankerTrainConfig(base_model="m", loss="hinge"), "loss"),  # type: ignore[arg-type]
         (lambda: RerankerTrainConfig(base_model=""), "base_model"),
+        (lambda: EvalSettings(rerank_first_stage_weight=1.5), "rerank_first_stage_weight"),
     ],
 )
 def test_training_configs_validate(factory, message: str) -> None:  # noqa: ANN001
@@ -121,5 +126,8 @@ def test_evaluation_systems_swap_in_trained_parts_and_add_controls() -> None:
     assert tuned.reranker.model == "r" and tuned.served == "hybrid+rerank"  # type: ignore[union-attr]
     assert systems["base-reranked"].rows == ("bm25+rerank", "hybrid+rerank")
     assert systems["sparse-untrained"].sparse.model == "s0"  # type: ignore[union-attr]
+    assert tuned.reranker.first_stage_weight == 0.0  # type: ignore[union-attr]
+    weighted = replace(config, evaluation=replace(config.evaluation, rerank_first_stage_weight=0.3))
+    assert {s.name: s for s in systems_for(weighted, trained)}["tuned"].reranker.first_stage_weight == 0.3  # type: ignore[union-attr]
     only_dense = {s.name for s in systems_for(config, {"dense": Path("d")})}
     assert only_dense == {"base", "tuned"}

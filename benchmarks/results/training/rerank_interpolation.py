@@ -1,0 +1,116 @@
+"""Rerank score interpolation for the windowed nvidia reranker: the first-stage
+weight ``w`` of ``RerankConfig.first_stage_weight`` chosen on dev queries,
+then reported on test.
+
+    python benchmarks/results/training/rerank_interpolation.py RERANKER_DIR
+
+Lists: the engine's hybrid lists (served fusion: weighted min-max, bm25 0.8 /
+dense 0.2, top 20) from the reranker run's evaluation collection, for the dev
+queries (10% of the train documents, held out of training) and the test
+queries, with their fused scores. Rerank scores: dev scored here on the CPU by
+``hybrid_search.rerank.load_reranker`` (max-window, 256 tokens, as trained);
+test read from ``nvidia_sec_10k_reranker/scores.json`` (scored on the GPU by
+``rerank_offload.py`` over the same lists; the unreranked metrics are
+re-checked to prove the lists are the same). Each list is ordered by
+``hybrid_search.engine.combine_rerank_scores``, the function ``Engine.search``
+orders by, fused position breaking ties.
+
+Choice rule, fixed before any test number was seen: the w in 0, 0.1, ..., 1
+with the best dev nDCG@10; ties go to the smaller w (use the reranker as much
+as dev allows). Test values at every w are printed for the record, not used.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+RUN = Path("runs/training/nvidia_sec_10k_reranker")
+OUT = HERE / "nvidia_sec_10k_reranker"
+BASE_DENSE = "~/.cache/hybrid-search-models/all-MiniLM-L6-v2"
+FUSION = {"method": "weighted", "normalization": "min-max", "weights": {"bm25": 0.8, "dense": 0.2}}
+K = 20
+RERANK = {"max_length": 256, "long_passages": "max-window", "window_overlap": 64, "top_n": K}
+METRICS = ("ndcg@10", "recall@10", "mrr@10")
+GRID = [round(i / 10, 1) for i in range(11)]
+
+
+def main(model: str) -> None:
+    from hybrid_search.config import DenseEncoderConfig, FusionConfig, RerankConfig, RuntimeConfig, StoreConfig
+    from hybrid_search.engine import Engine, SearchOptions, combine_rerank_scores
+    from hybrid_search.rerank import load_reranker
+    from training.data import load_training_data
+    from training.evaluate import System, _collection_name, rank_metrics
+
+    data = load_training_data(RUN / "data")
+    system = System("base", dense=DenseEncoderConfig(model=BASE_DENSE, kind="sentence-transformers"), sparse=None)
+    name = _collection_name(system, "all", "en", [c.id for c in data.corpus])
+    options = SearchOptions(k=K, depth=100, rerank=False, highlight=False, fusion=FusionConfig(**FUSION))
+    lists: dict[str, dict[str, list[tuple[str, float, str]]]] = {"dev": {}, "test": {}}
+    with Engine(StoreConfig(uri=str(RUN / "evaluation" / "eval.db")), runtime=RuntimeConfig(device="cpu")) as engine:
+        assert engine.store.count(name) == len(data.corpus), "the evaluation collection is incomplete"
+        for split, queries in (("dev", data.dev), ("test", data.test)):
+            for query in queries:
+                hits = engine.search(name, query.query, options).hits
+                lists[split][query.query_id] = [(h.chunk_id, h.fused_score, h.text) for h in hits]
+    queries = {"dev": data.dev, "test": data.test}
+
+    # The test lists must be the ones scored on the GPU.
+    recorded = json.loads((OUT / "unreranked.json").read_text())["hybrid"]
+    again = rank_metrics(data.test, {q: [c for c, _, _ in hits] for q, hits in lists["test"].items()}, ("ndcg@10", "recall@10", "mrr@10"))
+    assert all(abs(again[m] - recorded[m]) < 1e-4 for m in again), (again, recorded)
+    test_scores = json.loads((OUT / "scores.json").read_text())
+    assert test_scores["rerank"] == RERANK
+    scores = {"test": test_scores["scores"]["hybrid"]}
+
+    reranker = load_reranker(RerankConfig(model=model, kind="cross-encoder", batch_size=32, **RERANK), RuntimeConfig(device="cpu", fp16=False))
+    started = time.perf_counter()
+    text_of = {q.query_id: q.query for q in data.dev}
+    scores["dev"] = {qid: reranker.score(text_of[qid], [text for _, _, text in hits]) for qid, hits in lists["dev"].items()}
+    dev_seconds = time.perf_counter() - started
+
+    def ranked(split: str, weight: float) -> dict[str, list[str]]:
+        out = {}
+        for qid, hits in lists[split].items():
+            head = [(cid, fused) for cid, fused, _ in hits]
+            combined = combine_rerank_scores(head, {cid: s for (cid, _), s in zip(head, scores[split][qid], strict=True)}, weight)
+            position = {cid: i for i, (cid, _) in enumerate(head)}
+            out[qid] = sorted(combined, key=lambda cid: (-combined[cid], position[cid]))
+        return out
+
+    table = {split: {str(w): rank_metrics(queries[split], ranked(split, w), METRICS) for w in GRID} for split in ("dev", "test")}
+    best_dev = max(table["dev"][str(w)]["ndcg@10"] for w in GRID)
+    chosen = min(w for w in GRID if table["dev"][str(w)]["ndcg@10"] == best_dev)
+    unreranked = {split: rank_metrics(queries[split], {q: [c for c, _, _ in h] for q, h in lists[split].items()}, METRICS) for split in ("dev", "test")}
+    result = {
+        "model": model,
+        "rerank": RERANK,
+        "fusion": FUSION,
+        "queries": {split: len(queries[split]) for split in queries},
+        "dev_scoring_seconds_cpu": round(dev_seconds, 1),
+        "rule": "best dev ndcg@10 over w in 0..1 step 0.1; ties to the smaller w",
+        "chosen_first_stage_weight": chosen,
+        "unreranked": unreranked,
+        "by_weight": table,
+    }
+    (OUT / "interpolation.json").write_text(json.dumps(result, indent=1))
+    lines = [
+        f"First-stage weight chosen on {len(data.dev)} dev queries: **w = {chosen}** (dev nDCG@10 {best_dev:.4f}).",
+        "",
+        "| w | dev nDCG@10 | test nDCG@10 | test recall@10 | test MRR@10 |",
+        "|---:|---:|---:|---:|---:|",
+        f"| hybrid, no rerank | {unreranked['dev']['ndcg@10']:.4f} | {unreranked['test']['ndcg@10']:.4f} | {unreranked['test']['recall@10']:.4f} | {unreranked['test']['mrr@10']:.4f} |",
+    ]
+    for w in GRID:
+        d, t = table["dev"][str(w)], table["test"][str(w)]
+        mark = " (chosen)" if w == chosen else ""
+        lines.append(f"| {w}{mark} | {d['ndcg@10']:.4f} | {t['ndcg@10']:.4f} | {t['recall@10']:.4f} | {t['mrr@10']:.4f} |")
+    (OUT / "interpolation.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(str(Path(sys.argv[1]).expanduser()))
