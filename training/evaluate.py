@@ -43,7 +43,7 @@ from hybrid_search.errors import ConfigError, InputError
 from .data import EvalQuery, TrainingData
 from .runs import Device, check_choice, plain, write_json
 
-__all__ = ["System", "EvalConfig", "EvaluationReport", "evaluate_systems", "rank_metrics", "read_report", "render_markdown"]
+__all__ = ["EvalConfig", "EvaluationReport", "System", "evaluate_systems", "rank_metrics", "read_report", "render_markdown"]
 
 Scope = Literal["all", "test"]
 GatePath = Literal["served", "hybrid", "hybrid+rerank", "dense", "sparse", "bm25"]

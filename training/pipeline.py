@@ -17,7 +17,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from hybrid_search.config import DenseEncoderConfig, FusionConfig, RerankConfig, SparseEncoderConfig, StoreConfig
+from hybrid_search.config import (
+    DenseEncoderConfig,
+    FusionConfig,
+    RerankConfig,
+    SparseEncoderConfig,
+    StoreConfig,
+)
 from hybrid_search.errors import ConfigError, InputError
 
 from .data import DataConfig, TrainingData, build_training_data, load_training_data
@@ -29,7 +35,7 @@ from .reranker import RerankerTrainConfig, train_reranker
 from .runs import Device, config_from_plain, plain, write_json
 from .sparse import SparseTrainConfig, train_sparse
 
-__all__ = ["BaseModels", "EvalSettings", "PromoteSettings", "PipelineConfig", "load_pipeline_config", "run_pipeline", "systems_for"]
+__all__ = ["BaseModels", "EvalSettings", "PipelineConfig", "PromoteSettings", "load_pipeline_config", "run_pipeline", "systems_for"]
 
 
 @dataclass(frozen=True)

@@ -37,16 +37,26 @@ from hybrid_search.errors import ConfigError, HybridSearchError, InputError
 
 from .data import TrainingData, read_examples
 from .embedder import precision_flags
-from .runs import Device, Precision, begin_run, check_choice, fail_run, finish_run, last_checkpoint, resolve_device, write_json
+from .runs import (
+    Device,
+    Precision,
+    begin_run,
+    check_choice,
+    fail_run,
+    finish_run,
+    last_checkpoint,
+    resolve_device,
+    write_json,
+)
 
 __all__ = [
-    "SparseTrainConfig",
-    "SparseCollapseError",
     "CollapseReport",
+    "SparseCollapseError",
+    "SparseTrainConfig",
     "check_collapse",
     "prepare_start_folder",
-    "train_sparse",
     "sparse_collapse_report",
+    "train_sparse",
 ]
 
 RunMode = Literal["in-process", "subprocess"]

@@ -145,16 +145,20 @@ def train_sparse_head(
         raise HybridSearchError(f"no training example has a positive and {config.group_size - 1} negatives (group_size {config.group_size})")
     query_texts = sorted({q for q, _, _ in groups})
     passage_texts = sorted({p for _, pos, negs in groups for p in (pos, *negs)})
-    encode = dict(batch_size=config.batch_size, device=device, progress=progress)
-    query_states = dict(zip(query_texts, encode_token_states(encoder, tokenizer, query_texts, max_length=config.query_max_len, desc="token states: queries", **encode)))
-    passage_states = dict(zip(passage_texts, encode_token_states(encoder, tokenizer, passage_texts, max_length=config.passage_max_len, desc="token states: passages", **encode)))
+
+    def states_of(texts: Sequence[str], max_length: int, desc: str) -> list[TokenStates]:
+        return encode_token_states(
+            encoder, tokenizer, texts, max_length=max_length, batch_size=config.batch_size, device=device, desc=desc, progress=progress
+        )
+
+    query_states = dict(zip(query_texts, states_of(query_texts, config.query_max_len, "token states: queries"), strict=True))
+    passage_states = dict(zip(passage_texts, states_of(passage_texts, config.passage_max_len, "token states: passages"), strict=True))
     cache_bytes = sum(t.states.numel() * 2 + t.ids.numel() * 8 for t in [*query_states.values(), *passage_states.values()])
     dev_states: list[TokenStates] = []
     pool_states: list[TokenStates] = []
     if dev and dev_pool:
-        dev_states = encode_token_states(encoder, tokenizer, [q.query for q in dev], max_length=config.query_max_len, desc="token states: dev queries", **encode)
-        pool_states = encode_token_states(encoder, tokenizer, [c.text for c in dev_pool], max_length=config.passage_max_len, desc="token states: dev passages", **encode)
-    del encoder
+        dev_states = states_of([q.query for q in dev], config.query_max_len, "token states: dev queries")
+        pool_states = states_of([c.text for c in dev_pool], config.passage_max_len, "token states: dev passages")
 
     steps_per_epoch = max(len(groups) // config.batch_size, 1)
     epochs = max(math.ceil(config.epochs), 1)

@@ -39,7 +39,13 @@ GRID = [round(i / 10, 1) for i in range(11)]
 
 
 def main(model: str) -> None:
-    from hybrid_search.config import DenseEncoderConfig, FusionConfig, RerankConfig, RuntimeConfig, StoreConfig
+    from hybrid_search.config import (
+        DenseEncoderConfig,
+        FusionConfig,
+        RerankConfig,
+        RuntimeConfig,
+        StoreConfig,
+    )
     from hybrid_search.engine import Engine, SearchOptions, combine_rerank_scores
     from hybrid_search.rerank import load_reranker
     from training.data import load_training_data

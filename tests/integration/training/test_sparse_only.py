@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 TEXTS = ["The cat sat on the mat.", "Milvus is an open source vector database.", "Quarterly revenue grew twelve percent, the cat said."]
 
 
-def test_training_scores_equal_the_served_lexical_scores(tiny_models) -> None:  # noqa: ANN001
+def test_training_scores_equal_the_served_lexical_scores(tiny_models) -> None:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -47,7 +47,7 @@ def test_training_scores_equal_the_served_lexical_scores(tiny_models) -> None:  
 
 
 @pytest.fixture()
-def mined_data(tiny_models, tiny_beir: Path, tmp_path: Path):  # noqa: ANN001, ANN201
+def mined_data(tiny_models, tiny_beir: Path, tmp_path: Path):
     from hybrid_search.config import DenseEncoderConfig
 
     data = build_training_data(
@@ -67,10 +67,10 @@ def mined_data(tiny_models, tiny_beir: Path, tmp_path: Path):  # noqa: ANN001, A
     return load_training_data(tmp_path / "data")
 
 
-def test_sparse_only_trains_a_servable_head_and_resumes_to_the_same_result(tiny_models, mined_data, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_sparse_only_trains_a_servable_head_and_resumes_to_the_same_result(tiny_models, mined_data, tmp_path: Path, monkeypatch) -> None:
     import torch
 
-    import training.sparse_head as sparse_head
+    from training import sparse_head
 
     config = SparseTrainConfig(
         base_model=str(tiny_models.dense),  # no M3 heads: the sparse head starts untrained
@@ -103,7 +103,7 @@ def test_sparse_only_trains_a_servable_head_and_resumes_to_the_same_result(tiny_
     calls = {"n": 0}
     real_dev = sparse_head._dev_ndcg
 
-    def interrupting_dev(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def interrupting_dev(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:  # before training, after epoch 1, after epoch 2
             raise KeyboardInterrupt

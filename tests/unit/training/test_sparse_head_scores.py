@@ -21,7 +21,7 @@ def _head() -> torch.nn.Linear:
     return head
 
 
-def _text(ids: list[int], firsts: list[float]):  # noqa: ANN202
+def _text(ids: list[int], firsts: list[float]):
     from training.sparse_head import TokenStates
 
     states = torch.tensor([[value, 0.0] for value in firsts], dtype=torch.float16)
