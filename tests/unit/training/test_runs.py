@@ -68,12 +68,12 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> 
     assert not done and manifest.resumed_from.endswith("checkpoint-20")  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("name", ["nvidia_sec_10k.toml", "scifact_label_free.toml", "nvidia_sec_10k_sparse.toml"])
+@pytest.mark.parametrize("name", ["nvidia_sec_10k.toml", "scifact_label_free.toml", "nvidia_sec_10k_sparse.toml", "scifact_label_free_sparse.toml"])
 def test_committed_benchmark_configs_load(name: str) -> None:
     config = load_pipeline_config(REPO / "benchmarks" / "results" / "training" / name, out="/tmp/x")
     assert isinstance(config, PipelineConfig) and config.out == "/tmp/x"
     assert config.base.dense and config.base.dense.kind == "sentence-transformers"
-    if name == "nvidia_sec_10k_sparse.toml":
+    if name.endswith("_sparse.toml"):
         assert config.sparse and config.sparse.objective == "sparse-only" and not config.sparse.train_encoder
         assert config.dense is None and config.reranker is None
         return
