@@ -35,7 +35,7 @@ from .settings_store import SettingsStore
 from .store import MANIFEST_FORMAT, OUTPUT_FIELDS, SCHEMA_VERSION, MilvusStore, heading_path_from_row
 from .types import RETRIEVAL_PATHS, Chunk, CollectionInfo, Hit, IndexReport, PathScore, SearchResult
 
-__all__ = ["Engine", "SearchOptions", "combine_rerank_scores", "MAX_K", "MAX_DEPTH", "MAX_QUERY_CHARS"]
+__all__ = ["Engine", "SearchOptions", "combine_rerank_scores", "order_reranked", "MAX_K", "MAX_DEPTH", "MAX_QUERY_CHARS"]
 
 MAX_K = 1000
 MAX_DEPTH = 16384  # Milvus's top-k ceiling
@@ -157,6 +157,17 @@ def combine_rerank_scores(
     normalized = normalize_scores([score for _, score in head], "min-max")
     w = first_stage_weight
     return {cid: (1.0 - w) * rerank_scores[cid] + w * norm for (cid, _), norm in zip(head, normalized)}
+
+
+def order_reranked(
+    head: Sequence[tuple[str, float]], rerank_scores: Mapping[str, float], first_stage_weight: float
+) -> tuple[list[tuple[str, float]], dict[str, float]]:
+    """``head`` (in first-stage order) re-ordered as ``Engine.search`` serves it:
+    by combined score (``combine_rerank_scores``), first-stage position breaking
+    ties. Returns the re-ordered head and the combined scores."""
+    combined = combine_rerank_scores(head, rerank_scores, first_stage_weight)
+    position = {cid: i for i, (cid, _) in enumerate(head)}
+    return sorted(head, key=lambda item: (-combined[item[0]], position[item[0]])), combined
 
 
 def _differences(expected: CollectionConfig, actual: CollectionConfig) -> list[str]:
@@ -561,9 +572,7 @@ class Engine:
             scores = reranker.score(query, [rows[cid]["text"] for cid, _ in head])
             timings["rerank"] = (time.perf_counter() - t0) * 1000
             rerank_scores = {cid: s for (cid, _), s in zip(head, scores)}
-            combined_scores = combine_rerank_scores(head, rerank_scores, first_stage_weight)
-            position = {cid: i for i, (cid, _) in enumerate(head)}
-            reranked_head = sorted(head, key=lambda item: (-combined_scores[item[0]], position[item[0]]))
+            reranked_head, combined_scores = order_reranked(head, rerank_scores, first_stage_weight)
             # The confidence threshold reads the raw rerank score: it means the
             # same whatever the weight, and a strong fused score cannot pass it.
             minimum = options.min_rerank_score if options.min_rerank_score is not None else reranker.config.min_score

@@ -10,7 +10,7 @@ fusion behave as served.
 With ``tune_first_stage_weight`` the reranked rows are served with the
 first-stage weight (``RerankConfig.first_stage_weight``) that scores best on
 the dev queries: each dev query is reranked once and re-ordered for every
-weight on a grid, with the engine's own ``combine_rerank_scores``; the test
+weight on a grid, with the engine's own ``order_reranked``; the test
 queries are then searched with the chosen weight. Test never picks it.
 
 The report ends with a decision: does the candidate beat the baseline on the
@@ -191,7 +191,7 @@ def _tune_first_stage_weight(engine: Any, name: str, dev: Sequence[EvalQuery], o
     order is known), then re-order the head for each weight on the grid as
     ``Engine.search`` would. The best weight wins; ties go to the smaller one
     (the reranker is used as much as dev allows)."""
-    from hybrid_search.engine import combine_rerank_scores
+    from hybrid_search.engine import order_reranked
 
     lists = []
     for query in dev:
@@ -204,9 +204,8 @@ def _tune_first_stage_weight(engine: Any, name: str, dev: Sequence[EvalQuery], o
     for weight in FIRST_STAGE_GRID:
         rankings = {}
         for query_id, head, rerank, tail in lists:
-            combined = combine_rerank_scores(head, rerank, weight)
-            position = {cid: i for i, (cid, _) in enumerate(head)}
-            rankings[query_id] = sorted(combined, key=lambda cid: (-combined[cid], position[cid])) + tail
+            ordered, _ = order_reranked(head, rerank, weight)
+            rankings[query_id] = [cid for cid, _ in ordered] + tail
         table[str(weight)] = rank_metrics(dev, rankings, (metric,))[metric]
     best = max(table.values())
     chosen = min(w for w in FIRST_STAGE_GRID if table[str(w)] == best)

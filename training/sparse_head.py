@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["TokenStates", "encode_token_states", "lexical_scores", "train_sparse_head"]
 
 CHECKPOINTS = "head_checkpoints"
+_DEV_BLOCK = 64  # dev queries scored together against the dev pool
 
 
 @dataclass
@@ -110,10 +111,12 @@ def _dev_ndcg(head: torch.nn.Module, dev: Sequence[EvalQuery], dev_query_states:
 
     rankings = {}
     with torch.no_grad():
-        for query, states in zip(dev, dev_query_states, strict=True):
-            scores = lexical_scores(head, [states], pool_states)[0]
-            order = torch.argsort(scores, descending=True, stable=True)[:10]
-            rankings[query.query_id] = [pool[i].id for i in order.tolist()]
+        # Queries in blocks: the pool's weights are computed once per block, not per query.
+        for start in range(0, len(dev), _DEV_BLOCK):
+            block = lexical_scores(head, dev_query_states[start : start + _DEV_BLOCK], pool_states)
+            for query, scores in zip(dev[start : start + _DEV_BLOCK], block, strict=True):
+                order = torch.argsort(scores, descending=True, stable=True)[:10]
+                rankings[query.query_id] = [pool[i].id for i in order.tolist()]
     return rank_metrics(dev, rankings, ("ndcg@10",))["ndcg@10"]
 
 

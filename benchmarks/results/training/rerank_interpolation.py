@@ -12,8 +12,8 @@ queries, with their fused scores. Rerank scores: dev scored here on the CPU by
 test read from ``nvidia_sec_10k_reranker/scores.json`` (scored on the GPU by
 ``rerank_offload.py`` over the same lists; the unreranked metrics are
 re-checked to prove the lists are the same). Each list is ordered by
-``hybrid_search.engine.combine_rerank_scores``, the function ``Engine.search``
-orders by, fused position breaking ties.
+``hybrid_search.engine.order_reranked``, the function ``Engine.search``
+orders by (combined score, fused position breaking ties).
 
 Choice rule, fixed before any test number was seen: the w in 0, 0.1, ..., 1
 with the best dev nDCG@10; ties go to the smaller w (use the reranker as much
@@ -27,15 +27,12 @@ import sys
 import time
 from pathlib import Path
 
+# The run, lists and reranker settings the GPU scores were made with: one definition.
+from rerank_offload import BASE_DENSE, FUSION, RERANK, RUN, K
+
 HERE = Path(__file__).parent
-RUN = Path("runs/training/nvidia_sec_10k_reranker")
 OUT = HERE / "nvidia_sec_10k_reranker"
-BASE_DENSE = "~/.cache/hybrid-search-models/all-MiniLM-L6-v2"
-FUSION = {"method": "weighted", "normalization": "min-max", "weights": {"bm25": 0.8, "dense": 0.2}}
-K = 20
-RERANK = {"max_length": 256, "long_passages": "max-window", "window_overlap": 64, "top_n": K}
 METRICS = ("ndcg@10", "recall@10", "mrr@10")
-GRID = [round(i / 10, 1) for i in range(11)]
 
 
 def main(model: str) -> None:
@@ -46,9 +43,10 @@ def main(model: str) -> None:
         RuntimeConfig,
         StoreConfig,
     )
-    from hybrid_search.engine import Engine, SearchOptions, combine_rerank_scores
+    from hybrid_search.engine import Engine, SearchOptions, order_reranked
     from hybrid_search.rerank import load_reranker
     from training.data import load_training_data
+    from training.evaluate import FIRST_STAGE_GRID as GRID
     from training.evaluate import System, _collection_name, rank_metrics
 
     data = load_training_data(RUN / "data")
@@ -82,9 +80,8 @@ def main(model: str) -> None:
         out = {}
         for qid, hits in lists[split].items():
             head = [(cid, fused) for cid, fused, _ in hits]
-            combined = combine_rerank_scores(head, {cid: s for (cid, _), s in zip(head, scores[split][qid], strict=True)}, weight)
-            position = {cid: i for i, (cid, _) in enumerate(head)}
-            out[qid] = sorted(combined, key=lambda cid: (-combined[cid], position[cid]))
+            ordered, _ = order_reranked(head, {cid: s for (cid, _), s in zip(head, scores[split][qid], strict=True)}, weight)
+            out[qid] = [cid for cid, _ in ordered]
         return out
 
     table = {split: {str(w): rank_metrics(queries[split], ranked(split, w), METRICS) for w in GRID} for split in ("dev", "test")}
