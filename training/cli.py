@@ -320,6 +320,10 @@ def evaluate_command(
     weights: Annotated[Optional[str], typer.Option(help="Per-path weights, e.g. bm25=0.8,dense=0.2.")] = None,
     k: Annotated[int, typer.Option(help="Hits scored per query.")] = 100,
     tuned_rows: Annotated[Optional[str], typer.Option(help="Only these rows for the tuned system, e.g. hybrid+rerank (the rest as base).")] = None,
+    min_gain: Annotated[float, typer.Option(help="The gate needs the served row's gain above this.")] = 0.0,
+    max_p_value: Annotated[
+        Optional[float], typer.Option(help="The gate also needs the paired randomization test's p-value at most this (e.g. 0.05).")
+    ] = None,
     device: Device = "auto",
 ) -> None:
     """Before/after through the engine on the held-out split: each path, hybrid, hybrid + rerank."""
@@ -366,6 +370,8 @@ def evaluate_command(
             language=language,  # type: ignore[arg-type]
             device=device,  # type: ignore[arg-type]
             tune_first_stage_weight=tune_first_stage_weight,
+            min_gain=min_gain,
+            max_p_value=max_p_value,
         )
         report = evaluate_systems(load_training_data(data), config, out)
         typer.echo((out / "evaluation.md").read_text(encoding="utf-8"))

@@ -15,7 +15,10 @@ queries are then searched with the chosen weight. Test never picks it.
 
 The report ends with a decision: does the candidate beat the baseline on the
 gate metric for the configuration that would be served? Promotion refuses a
-candidate that does not, unless forced.
+candidate that does not, unless forced. Every row both systems have also gets
+a paired randomization test on the per-query gate metric (the same queries,
+before and after), so a gain can be told from noise; ``max_p_value`` makes
+the gate require it.
 """
 
 from __future__ import annotations
@@ -43,7 +46,16 @@ from hybrid_search.errors import ConfigError, InputError
 from .data import EvalQuery, TrainingData
 from .runs import Device, check_choice, plain, write_json
 
-__all__ = ["EvalConfig", "EvaluationReport", "System", "evaluate_systems", "rank_metrics", "read_report", "render_markdown"]
+__all__ = [
+    "EvalConfig",
+    "EvaluationReport",
+    "System",
+    "evaluate_systems",
+    "per_query_metric",
+    "rank_metrics",
+    "read_report",
+    "render_markdown",
+]
 
 Scope = Literal["all", "test"]
 GatePath = Literal["served", "hybrid", "hybrid+rerank", "dense", "sparse", "bm25"]
@@ -83,6 +95,8 @@ class EvalConfig:
     gate_metric: str = "ndcg@10"
     gate_path: GatePath = "served"
     min_gain: float = 0.0
+    # When set, "better" also needs the gate row's paired randomization p-value <= this.
+    max_p_value: float | None = None
     k: int = 100
     depth: int = 100
     rerank_top_n: int = 30
@@ -117,6 +131,8 @@ class EvalConfig:
                 raise ConfigError(f"EvalConfig.{name} must be >= 1")
         if self.max_queries is not None and self.max_queries < 1:
             raise ConfigError("EvalConfig.max_queries must be >= 1")
+        if self.max_p_value is not None and not 0.0 < self.max_p_value <= 1.0:
+            raise ConfigError(f"EvalConfig.max_p_value must lie in (0, 1]; got {self.max_p_value!r}")
 
     def system(self, name: str) -> System:
         return next(s for s in self.systems if s.name == name)
@@ -133,6 +149,8 @@ class EvaluationReport:
     decision: dict[str, Any] = field(default_factory=dict)
     # system -> reranked row -> {"chosen": w, "dev": {w: gate metric on dev}}
     first_stage_weights: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # row -> candidate vs baseline on the gate metric: means, delta, paired randomization p-value
+    significance: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,6 +162,7 @@ class EvaluationReport:
             "seconds": self.seconds,
             "decision": self.decision,
             "first_stage_weights": self.first_stage_weights,
+            "significance": self.significance,
         }
 
     @property
@@ -171,6 +190,44 @@ def rank_metrics(queries: Sequence[EvalQuery], rankings: dict[str, list[str]], m
     if isinstance(values, float):
         values = {metrics[0]: values}
     return {name: round(float(value), 4) for name, value in values.items()}
+
+
+def per_query_metric(queries: Sequence[EvalQuery], rankings: dict[str, list[str]], metric: str) -> dict[str, float]:
+    """One metric for every query (a query with no ranking scores 0), as
+    ``rank_metrics`` averages it: the input of the paired significance test."""
+    from ranx import Qrels, Run, evaluate
+
+    qrels = Qrels({q.query_id: dict(q.relevant) for q in queries})
+    run = Run({qid: {cid: 1.0 / rank for rank, cid in enumerate(ids, start=1)} for qid, ids in rankings.items()})
+    values = evaluate(qrels, run, metric, return_mean=False, make_comparable=True)
+    return {qid: float(value) for qid, value in zip(qrels.keys(), values)}
+
+
+def _significance(
+    config: EvalConfig, per_query: dict[str, dict[str, dict[str, float]]], rows: Sequence[tuple[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """Candidate vs baseline for each (baseline row, candidate row) pair: a two-sided
+    paired randomization (sign-flip) test over the same queries, 10,000 trials."""
+    from benchmarks.metrics import paired_randomization_test
+
+    out: dict[str, dict[str, Any]] = {}
+    for base_row, cand_row in rows:
+        before = per_query.get(config.baseline, {}).get(base_row)
+        after = per_query.get(config.candidate, {}).get(cand_row)
+        if before is None or after is None:
+            continue
+        ids = sorted(before)
+        a, b = [after[q] for q in ids], [before[q] for q in ids]
+        label = base_row if base_row == cand_row else f"{base_row} -> {cand_row}"
+        out[label] = {
+            "metric": config.gate_metric,
+            "baseline": round(sum(b) / len(b), 4),
+            "candidate": round(sum(a) / len(a), 4),
+            "delta": round((sum(a) - sum(b)) / len(a), 4),
+            "p_value": round(paired_randomization_test(a, b), 4),
+            "queries": len(ids),
+        }
+    return out
 
 
 def _rows(system: System, paths: Sequence[str]) -> list[tuple[str, tuple[str, ...] | None, bool]]:
@@ -222,7 +279,7 @@ def _evaluate_system(
     progress: bool,
     dev: Sequence[EvalQuery] = (),
     tuned_weights: dict[str, Any] | None = None,
-) -> tuple[str, dict[str, dict[str, float]], dict[str, float]]:
+) -> tuple[str, dict[str, dict[str, float]], dict[str, dict[str, float]], dict[str, float]]:
     from tqdm.auto import tqdm
 
     from hybrid_search.engine import Engine, SearchOptions
@@ -253,6 +310,7 @@ def _evaluate_system(
             seconds["index"] = round(time.perf_counter() - started, 2)
         paths = engine.open_collection(name).paths
         results: dict[str, dict[str, float]] = {}
+        per_query: dict[str, dict[str, float]] = {}
         for row, row_paths, rerank in _rows(system, paths):
             started = time.perf_counter()
             rankings: dict[str, list[str]] = {}
@@ -272,25 +330,36 @@ def _evaluate_system(
                 hits = engine.search(name, query.query, options).hits
                 rankings[query.query_id] = [hit.chunk_id for hit in hits]
             results[row] = rank_metrics(queries, rankings, config.metrics)
+            per_query[row] = per_query_metric(queries, rankings, config.gate_metric)
             seconds[row] = round(time.perf_counter() - started, 2)
-    return name, results, seconds
+    return name, results, per_query, seconds
 
 
-def _decide(config: EvalConfig, results: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
+def _gate_rows(config: EvalConfig) -> tuple[str, str]:
     baseline, candidate = config.system(config.baseline), config.system(config.candidate)
     base_row = baseline.served if config.gate_path == "served" else config.gate_path
     cand_row = candidate.served if config.gate_path == "served" else config.gate_path
-    if base_row not in results[baseline.name] or cand_row not in results[candidate.name]:
+    return base_row, cand_row
+
+
+def _decide(config: EvalConfig, results: dict[str, dict[str, dict[str, float]]], significance: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    base_row, cand_row = _gate_rows(config)
+    if base_row not in results[config.baseline] or cand_row not in results[config.candidate]:
         raise InputError(f"the gate compares {base_row!r} with {cand_row!r}, which one of the systems does not have")
-    before = results[baseline.name][base_row][config.gate_metric]
-    after = results[candidate.name][cand_row][config.gate_metric]
+    before = results[config.baseline][base_row][config.gate_metric]
+    after = results[config.candidate][cand_row][config.gate_metric]
+    label = base_row if base_row == cand_row else f"{base_row} -> {cand_row}"
+    p_value = significance[label]["p_value"]
+    significant = config.max_p_value is None or p_value <= config.max_p_value
     return {
         "metric": config.gate_metric,
-        "baseline": {"system": baseline.name, "row": base_row, "value": before},
-        "candidate": {"system": candidate.name, "row": cand_row, "value": after},
+        "baseline": {"system": config.baseline, "row": base_row, "value": before},
+        "candidate": {"system": config.candidate, "row": cand_row, "value": after},
         "gain": round(after - before, 4),
         "min_gain": config.min_gain,
-        "better": after - before > config.min_gain,
+        "p_value": p_value,
+        "max_p_value": config.max_p_value,
+        "better": after - before > config.min_gain and significant,
     }
 
 
@@ -312,14 +381,20 @@ def evaluate_systems(data: TrainingData, config: EvalConfig, out_dir: Path, *, p
     collections: dict[str, str] = {}
     seconds: dict[str, float] = {}
     first_stage_weights: dict[str, dict[str, Any]] = {}
+    per_query: dict[str, dict[str, dict[str, float]]] = {}
     for system in config.systems:
         tuned_weights: dict[str, Any] = {}
-        name, rows, timing = _evaluate_system(system, chunks, queries, config, uri, progress=progress, dev=data.dev, tuned_weights=tuned_weights)
+        name, rows, per_query[system.name], timing = _evaluate_system(
+            system, chunks, queries, config, uri, progress=progress, dev=data.dev, tuned_weights=tuned_weights
+        )
         if tuned_weights:
             first_stage_weights[system.name] = tuned_weights
         results[system.name] = rows
         collections[system.name] = name
         seconds.update({f"{system.name}/{key}": value for key, value in timing.items()})
+    # Each row against itself, and the gate's pair (e.g. base hybrid -> tuned hybrid+rerank).
+    pairs = [(row, row) for row in ROW_ORDER] + [_gate_rows(config)]
+    significance = _significance(config, per_query, list(dict.fromkeys(pairs)))
     report = EvaluationReport(
         config=plain(config),
         queries=len(queries),
@@ -327,8 +402,9 @@ def evaluate_systems(data: TrainingData, config: EvalConfig, out_dir: Path, *, p
         results=results,
         collections=collections,
         seconds=seconds,
-        decision=_decide(config, results),
+        decision=_decide(config, results, significance),
         first_stage_weights=first_stage_weights,
+        significance=significance,
     )
     write_json(out_dir / "evaluation.json", report.to_dict())
     (out_dir / "evaluation.md").write_text(render_markdown(report), encoding="utf-8")
@@ -353,13 +429,31 @@ def render_markdown(report: EvaluationReport, *, title: str = "Before/after eval
                 cells = [f"{report.results[s][row][metric]:.4f}" if row in report.results[s] else "" for s in systems]
                 lines.append(f"| {row} | " + " | ".join(cells) + " |")
         lines.append("")
+    if report.significance:
+        first = next(iter(report.significance.values()))
+        lines += [
+            f"### {first['metric']}: {report.decision.get('candidate', {}).get('system', 'candidate')} vs "
+            f"{report.decision.get('baseline', {}).get('system', 'baseline')}, paired randomization test "
+            f"({first['queries']} queries, two-sided, 10,000 sign flips)",
+            "",
+            "| path | before | after | delta | p |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for row, test in report.significance.items():
+            lines.append(f"| {row} | {test['baseline']:.4f} | {test['candidate']:.4f} | {test['delta']:+.4f} | {test['p_value']:.4f} |")
+        lines.append("")
     decision = report.decision
     if decision:
         verdict = "better" if decision["better"] else "NOT better"
+        p_value = decision.get("p_value")
+        required = decision.get("max_p_value")
         lines += [
             f"Gate: {decision['candidate']['system']} ({decision['candidate']['row']}) {decision['metric']} "
             f"{decision['candidate']['value']:.4f} vs {decision['baseline']['system']} ({decision['baseline']['row']}) "
-            f"{decision['baseline']['value']:.4f}: gain {decision['gain']:+.4f}, {verdict}.",
+            f"{decision['baseline']['value']:.4f}: gain {decision['gain']:+.4f}"
+            + (f", p = {p_value:.4f}" if p_value is not None else "")
+            + (f" (required <= {required})" if required is not None else "")
+            + f", {verdict}.",
             "",
         ]
     for system_name, rows in report.first_stage_weights.items():

@@ -53,6 +53,7 @@ class EvalSettings:
     gate_metric: str = "ndcg@10"
     gate_path: Literal["served", "hybrid", "hybrid+rerank", "dense", "sparse", "bm25"] = "served"
     min_gain: float = 0.0
+    max_p_value: float | None = None  # the gate also needs the paired test's p-value <= this
     k: int = 100
     depth: int = 100
     rerank_top_n: int = 30
@@ -224,6 +225,7 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict[str, 
         gate_metric=settings.gate_metric,
         gate_path=settings.gate_path,
         min_gain=settings.min_gain,
+        max_p_value=settings.max_p_value,
         k=settings.k,
         depth=settings.depth,
         rerank_top_n=settings.rerank_top_n,
@@ -242,6 +244,7 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict[str, 
             "decision": report.decision,
             "seconds": report.seconds,
             "first_stage_weights": report.first_stage_weights,
+            "significance": report.significance,
         }
 
     if config.promote is not None:

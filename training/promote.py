@@ -91,10 +91,13 @@ def _gate(
                 f"not {given.model!r}: evaluate the model being promoted"
             )
     if not decision["better"] and not force:
+        significance = ""
+        if decision.get("max_p_value") is not None:
+            significance = f", p = {decision['p_value']:.4f}, required <= {decision['max_p_value']}"
         raise PromotionRefused(
             f"the new model is not better than the one in service: {decision['metric']} "
             f"{decision['candidate']['value']:.4f} vs {decision['baseline']['value']:.4f} "
-            f"(gain {decision['gain']:+.4f}, required > {decision['min_gain']}); pass force to promote anyway"
+            f"(gain {decision['gain']:+.4f}, required > {decision['min_gain']}{significance}); pass force to promote anyway"
         )
     return float(decision["gain"])
 

@@ -18,6 +18,8 @@ orders by (combined score, fused position breaking ties).
 Choice rule, fixed before any test number was seen: the w in 0, 0.1, ..., 1
 with the best dev nDCG@10; ties go to the smaller w (use the reranker as much
 as dev allows). Test values at every w are printed for the record, not used.
+The chosen row is compared with BM25 and with the hybrid without rerank by a
+paired randomization test on per-query test nDCG@10.
 """
 
 from __future__ import annotations
@@ -47,19 +49,24 @@ def main(model: str) -> None:
     from hybrid_search.rerank import load_reranker
     from training.data import load_training_data
     from training.evaluate import FIRST_STAGE_GRID as GRID
-    from training.evaluate import System, _collection_name, rank_metrics
+    from benchmarks.metrics import paired_randomization_test
+    from training.evaluate import System, _collection_name, per_query_metric, rank_metrics
 
     data = load_training_data(RUN / "data")
     system = System("base", dense=DenseEncoderConfig(model=BASE_DENSE, kind="sentence-transformers"), sparse=None)
     name = _collection_name(system, "all", "en", [c.id for c in data.corpus])
     options = SearchOptions(k=K, depth=100, rerank=False, highlight=False, fusion=FusionConfig(**FUSION))
     lists: dict[str, dict[str, list[tuple[str, float, str]]]] = {"dev": {}, "test": {}}
+    bm25_test: dict[str, list[str]] = {}
     with Engine(StoreConfig(uri=str(RUN / "evaluation" / "eval.db")), runtime=RuntimeConfig(device="cpu")) as engine:
         assert engine.store.count(name) == len(data.corpus), "the evaluation collection is incomplete"
         for split, queries in (("dev", data.dev), ("test", data.test)):
             for query in queries:
                 hits = engine.search(name, query.query, options).hits
                 lists[split][query.query_id] = [(h.chunk_id, h.fused_score, h.text) for h in hits]
+        bm25_options = SearchOptions(k=K, depth=100, rerank=False, highlight=False, paths=("bm25",))
+        for query in data.test:
+            bm25_test[query.query_id] = [h.chunk_id for h in engine.search(name, query.query, bm25_options).hits]
     queries = {"dev": data.dev, "test": data.test}
 
     # The test lists must be the ones scored on the GPU.
@@ -88,6 +95,16 @@ def main(model: str) -> None:
     best_dev = max(table["dev"][str(w)]["ndcg@10"] for w in GRID)
     chosen = min(w for w in GRID if table["dev"][str(w)]["ndcg@10"] == best_dev)
     unreranked = {split: rank_metrics(queries[split], {q: [c for c, _, _ in h] for q, h in lists[split].items()}, METRICS) for split in ("dev", "test")}
+    chosen_test = per_query_metric(data.test, ranked("test", chosen), "ndcg@10")
+    significance = {}
+    for label, rankings in (("bm25", bm25_test), ("hybrid, no rerank", {q: [c for c, _, _ in h] for q, h in lists["test"].items()})):
+        other = per_query_metric(data.test, rankings, "ndcg@10")
+        ids = sorted(other)
+        significance[label] = {
+            "ndcg@10": round(sum(other.values()) / len(ids), 4),
+            "delta": round(sum(chosen_test[q] - other[q] for q in ids) / len(ids), 4),
+            "p_value": round(paired_randomization_test([chosen_test[q] for q in ids], [other[q] for q in ids]), 4),
+        }
     result = {
         "model": model,
         "rerank": RERANK,
@@ -98,6 +115,7 @@ def main(model: str) -> None:
         "chosen_first_stage_weight": chosen,
         "unreranked": unreranked,
         "by_weight": table,
+        "chosen_vs": significance,
     }
     (OUT / "interpolation.json").write_text(json.dumps(result, indent=1))
     lines = [
@@ -111,6 +129,12 @@ def main(model: str) -> None:
         d, t = table["dev"][str(w)], table["test"][str(w)]
         mark = " (chosen)" if w == chosen else ""
         lines.append(f"| {w}{mark} | {d['ndcg@10']:.4f} | {t['ndcg@10']:.4f} | {t['recall@10']:.4f} | {t['mrr@10']:.4f} |")
+    lines.append("")
+    for label, test in significance.items():
+        lines.append(
+            f"Test nDCG@10 at w = {chosen} vs {label} ({test['ndcg@10']:.4f}): {test['delta']:+.4f}, "
+            f"paired randomization p = {test['p_value']:.4f}."
+        )
     (OUT / "interpolation.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -84,6 +84,11 @@ def test_whole_flow_on_tiny_models(tiny_models, tiny_beir: Path, tmp_path: Path)
     assert set(report["results"]["sparse-untrained"]) == {"sparse"}
     assert 0.0 <= tuned["hybrid+rerank"]["ndcg@10"] <= 1.0 and report["queries"] == 6
     assert report["decision"]["candidate"]["row"] == "hybrid+rerank"
+    # Paired tests: every row both systems have, and the gate's pair (base hybrid -> tuned hybrid+rerank).
+    assert set(report["significance"]) == {"bm25", "dense", "hybrid", "hybrid -> hybrid+rerank"}
+    gate_test = report["significance"]["hybrid -> hybrid+rerank"]
+    assert gate_test["queries"] == 6 and 0.0 < gate_test["p_value"] <= 1.0 and report["decision"]["p_value"] == gate_test["p_value"]
+    assert report["significance"]["bm25"]["delta"] == 0.0 and report["significance"]["bm25"]["p_value"] == 1.0  # BM25 is untouched by training
     # The reranked rows were served with a first-stage weight chosen on the dev queries.
     for system, rows in (("tuned", {"hybrid+rerank"}), ("base-reranked", {"bm25+rerank", "hybrid+rerank"})):
         assert set(report["first_stage_weights"][system]) == rows

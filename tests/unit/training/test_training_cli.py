@@ -38,3 +38,11 @@ def test_errors_are_reported_without_a_traceback(tiny_beir: Path, tmp_path: Path
     assert result.exit_code == 2 and "kinds" in result.output
     result = runner.invoke(train_app, ["all", "--config", str(tmp_path / "missing.toml")])
     assert result.exit_code != 0
+
+
+def test_evaluate_refuses_a_p_value_outside_0_1(tiny_beir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert runner.invoke(train_app, ["data", "--beir", str(tiny_beir), "--out", str(data)]).exit_code == 0
+    result = runner.invoke(train_app, ["evaluate", "--data", str(data), "--out", str(tmp_path / "eval"), "--max-p-value", "1.5"])
+    assert result.exit_code == 2 and "max_p_value" in result.output
+    assert not (tmp_path / "eval" / "evaluation.json").exists()
