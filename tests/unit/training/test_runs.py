@@ -68,7 +68,9 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> 
     assert not done and manifest.resumed_from.endswith("checkpoint-20")  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("name", ["nvidia_sec_10k.toml", "scifact_label_free.toml", "nvidia_sec_10k_sparse.toml", "scifact_label_free_sparse.toml"])
+@pytest.mark.parametrize(
+    "name", ["nvidia_sec_10k.toml", "scifact_label_free.toml", "nvidia_sec_10k_sparse.toml", "scifact_label_free_sparse.toml", "nvidia_sec_10k_dense512.toml"]
+)
 def test_committed_benchmark_configs_load(name: str) -> None:
     config = load_pipeline_config(REPO / "benchmarks" / "results" / "training" / name, out="/tmp/x")
     assert isinstance(config, PipelineConfig) and config.out == "/tmp/x"
@@ -78,6 +80,11 @@ def test_committed_benchmark_configs_load(name: str) -> None:
         assert config.dense is None and config.reranker is None
         return
     assert config.dense is not None
+    if name.endswith("_dense512.toml"):
+        # Base and fine-tuned dense are compared at the same input length.
+        assert config.base.dense.max_length == config.dense.max_seq_length == 512
+        assert config.sparse is None and config.reranker is None
+        return
     if name.startswith("nvidia"):
         assert config.sparse and config.reranker and config.data.use_labels
     else:
