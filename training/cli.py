@@ -175,6 +175,7 @@ def dense_command(
     matryoshka: Annotated[str, typer.Option(help="Comma list of Matryoshka dimensions, largest first.")] = "",
     query_prompt: Annotated[Optional[str], typer.Option(help="Prompt before queries, saved with the model.")] = None,
     document_prompt: Annotated[Optional[str], typer.Option(help="Prompt before documents.")] = None,
+    keep: Annotated[str, typer.Option(help="Saved weights: last (epoch) or best-dev (best dev nDCG@10).")] = "last",
     device: Device = "auto",
     seed: Annotated[int, typer.Option()] = 42,
 ) -> None:
@@ -196,6 +197,7 @@ def dense_command(
             num_negatives=num_negatives,
             query_prompt=query_prompt,
             document_prompt=document_prompt,
+            keep=keep,  # type: ignore[arg-type] - checked on construction
             device=device,  # type: ignore[arg-type]
             seed=seed,
         )

@@ -23,9 +23,13 @@ from hybrid_search.errors import ConfigError, InputError
 from .data import Example, TrainingData
 from .runs import Device, Precision, begin_run, check_choice, fail_run, finish_run, last_checkpoint, model_path, resolve_device
 
-__all__ = ["DenseTrainConfig", "DenseLoss", "train_dense", "precision_flags"]
+__all__ = ["DenseTrainConfig", "DenseKeep", "DenseLoss", "train_dense", "precision_flags"]
 
 DenseLoss = Literal["mnrl", "cached-mnrl"]
+# Which epoch's weights the run saves: the last, or the one with the best dev nDCG@10.
+DenseKeep = Literal["last", "best-dev"]
+# The dev evaluator's nDCG@10 (name "dev", cosine), as the trainer logs it without its "eval_" prefix.
+DEV_METRIC = "dev_cosine_ndcg@10"
 
 
 @dataclass(frozen=True)
@@ -47,12 +51,14 @@ class DenseTrainConfig:
     sources: tuple[str, ...] | None = None  # train only on these example sources (labels, inverse-cloze, ...)
     dev_corpus_size: int | None = 5000  # dev chunks + a sample of train chunks, to bound evaluation time
     save_total_limit: int = 2
+    keep: DenseKeep = "last"
     device: Device = "auto"
     precision: Precision = "auto"
     seed: int = 42
 
     def __post_init__(self) -> None:
         check_choice("DenseTrainConfig", "loss", self.loss, get_args(DenseLoss))
+        check_choice("DenseTrainConfig", "keep", self.keep, get_args(DenseKeep))
         check_choice("DenseTrainConfig", "device", self.device, get_args(Device))
         check_choice("DenseTrainConfig", "precision", self.precision, get_args(Precision))
         if not self.base_model:
@@ -181,6 +187,9 @@ def train_dense(data: TrainingData, config: DenseTrainConfig, run_dir: Path, *, 
             model.prompts = {**(model.prompts or {}), "query": config.query_prompt or "", "document": config.document_prompt or ""}
         train_dataset = Dataset.from_dict(_columns(examples, config.num_negatives))
         evaluator = _dev_evaluator(data, config, config.batch_size)
+        if config.keep == "best-dev" and evaluator is None:
+            raise InputError("keep = 'best-dev' needs dev queries; the data has none (set a dev_fraction)")
+        best_dev = config.keep == "best-dev"
         prompts = None
         if config.query_prompt or config.document_prompt:
             prompts = {column: (config.query_prompt if column == "anchor" else config.document_prompt) or "" for column in train_dataset.column_names}
@@ -198,6 +207,10 @@ def train_dense(data: TrainingData, config: DenseTrainConfig, run_dir: Path, *, 
             eval_strategy="epoch" if evaluator is not None else "no",
             save_strategy="epoch",
             save_total_limit=config.save_total_limit,
+            # The trainer keeps the best checkpoint out of save_total_limit's rotation.
+            load_best_model_at_end=best_dev,
+            metric_for_best_model=DEV_METRIC if best_dev else None,
+            greater_is_better=True if best_dev else None,
             logging_steps=10,
             seed=config.seed,
             data_seed=config.seed,
@@ -220,6 +233,12 @@ def train_dense(data: TrainingData, config: DenseTrainConfig, run_dir: Path, *, 
         resume = last_checkpoint(run_dir)
         output = trainer.train(resume_from_checkpoint=resume)
         metrics["train"] = {k: float(v) for k, v in output.metrics.items() if isinstance(v, (int, float))}
+        if evaluator is not None:
+            logged = [e for e in trainer.state.log_history if f"eval_{DEV_METRIC}" in e]
+            metrics["dev_by_epoch"] = [{"epoch": float(e["epoch"]), DEV_METRIC: float(e[f"eval_{DEV_METRIC}"])} for e in logged]
+        metrics["kept"] = config.keep
+        if best_dev:
+            metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
         if evaluator is not None:
             metrics["dev_after"] = {k: float(v) for k, v in evaluator(model).items()}
         model.save(str(run_dir / "model"))

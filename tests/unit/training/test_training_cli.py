@@ -46,3 +46,10 @@ def test_evaluate_refuses_a_p_value_outside_0_1(tiny_beir: Path, tmp_path: Path)
     result = runner.invoke(train_app, ["evaluate", "--data", str(data), "--out", str(tmp_path / "eval"), "--max-p-value", "1.5"])
     assert result.exit_code == 2 and "max_p_value" in result.output
     assert not (tmp_path / "eval" / "evaluation.json").exists()
+
+
+def test_dense_refuses_an_unknown_keep_choice(tiny_beir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert runner.invoke(train_app, ["data", "--beir", str(tiny_beir), "--out", str(data)]).exit_code == 0
+    result = runner.invoke(train_app, ["dense", "--data", str(data), "--out", str(tmp_path / "run"), "--base-model", "m", "--keep", "best"])
+    assert result.exit_code == 2 and "keep" in result.output
