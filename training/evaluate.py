@@ -243,27 +243,40 @@ def _rows(system: System, paths: Sequence[str]) -> list[tuple[str, tuple[str, ..
     return rows
 
 
-def _tune_first_stage_weight(engine: Any, name: str, dev: Sequence[EvalQuery], options: Any, metric: str) -> dict[str, Any]:
-    """Rerank every dev query once (first-stage order kept, w = 1, so the fused
-    order is known), then re-order the head for each weight on the grid as
-    ``Engine.search`` would. The best weight wins; ties go to the smaller one
-    (the reranker is used as much as dev allows)."""
-    from hybrid_search.engine import order_reranked
+RerankedList = tuple[str, list[tuple[str, float]], dict[str, float], list[str]]
 
+
+def reranked_lists(engine: Any, name: str, queries: Sequence[EvalQuery], options: Any) -> list[RerankedList]:
+    """Rerank every query once, first-stage order kept (w = 1, so the fused
+    order is known): (query id, head as (chunk id, fused score), rerank score
+    by chunk id, the unreranked tail)."""
     lists = []
-    for query in dev:
+    for query in queries:
         hits = engine.search(name, query.query, replace(options, rerank_first_stage_weight=1.0)).hits
         head = [(h.chunk_id, h.fused_score) for h in hits if h.rerank_score is not None]
         rerank = {h.chunk_id: float(h.rerank_score) for h in hits if h.rerank_score is not None}
         tail = [h.chunk_id for h in hits if h.rerank_score is None]
         lists.append((query.query_id, head, rerank, tail))
-    table = {}
-    for weight in FIRST_STAGE_GRID:
-        rankings = {}
-        for query_id, head, rerank, tail in lists:
-            ordered, _ = order_reranked(head, rerank, weight)
-            rankings[query_id] = [cid for cid, _ in ordered] + tail
-        table[str(weight)] = rank_metrics(dev, rankings, (metric,))[metric]
+    return lists
+
+
+def rankings_at(lists: Sequence[RerankedList], weight: float) -> dict[str, list[str]]:
+    """Each list ordered as ``Engine.search`` orders it at first-stage weight ``weight``."""
+    from hybrid_search.engine import order_reranked
+
+    rankings = {}
+    for query_id, head, rerank, tail in lists:
+        ordered, _ = order_reranked(head, rerank, weight)
+        rankings[query_id] = [cid for cid, _ in ordered] + tail
+    return rankings
+
+
+def _tune_first_stage_weight(engine: Any, name: str, dev: Sequence[EvalQuery], options: Any, metric: str) -> dict[str, Any]:
+    """Rerank every dev query once, then re-order the head for each weight on
+    the grid as ``Engine.search`` would. The best weight wins; ties go to the
+    smaller one (the reranker is used as much as dev allows)."""
+    lists = reranked_lists(engine, name, dev, options)
+    table = {str(weight): rank_metrics(dev, rankings_at(lists, weight), (metric,))[metric] for weight in FIRST_STAGE_GRID}
     best = max(table.values())
     chosen = min(w for w in FIRST_STAGE_GRID if table[str(w)] == best)
     return {"chosen": chosen, "metric": metric, "dev_queries": len(dev), "dev": table}

@@ -69,7 +69,15 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(
-    "name", ["nvidia_sec_10k.toml", "scifact_label_free.toml", "nvidia_sec_10k_sparse.toml", "scifact_label_free_sparse.toml", "nvidia_sec_10k_dense512.toml"]
+    "name",
+    [
+        "nvidia_sec_10k.toml",
+        "scifact_label_free.toml",
+        "nvidia_sec_10k_sparse.toml",
+        "scifact_label_free_sparse.toml",
+        "nvidia_sec_10k_dense512.toml",
+        "nvidia_sec_10k_reranker_cpu.toml",
+    ],
 )
 def test_committed_benchmark_configs_load(name: str) -> None:
     config = load_pipeline_config(REPO / "benchmarks" / "results" / "training" / name, out="/tmp/x")
@@ -78,6 +86,11 @@ def test_committed_benchmark_configs_load(name: str) -> None:
     if name.endswith("_sparse.toml"):
         assert config.sparse and config.sparse.objective == "sparse-only" and not config.sparse.train_encoder
         assert config.dense is None and config.reranker is None
+        return
+    if name.endswith("_reranker_cpu.toml"):
+        # Reranker only; the engine scores the windows it was trained on, and w is chosen on dev.
+        assert config.reranker and config.reranker.long_passages == "max-window" and config.reranker.max_length == 128
+        assert config.dense is None and config.sparse is None and config.evaluation.tune_first_stage_weight
         return
     assert config.dense is not None
     if name.endswith("_dense512.toml"):
