@@ -187,9 +187,9 @@ def train_dense(data: TrainingData, config: DenseTrainConfig, run_dir: Path, *, 
             model.prompts = {**(model.prompts or {}), "query": config.query_prompt or "", "document": config.document_prompt or ""}
         train_dataset = Dataset.from_dict(_columns(examples, config.num_negatives))
         evaluator = _dev_evaluator(data, config, config.batch_size)
-        if config.keep == "best-dev" and evaluator is None:
-            raise InputError("keep = 'best-dev' needs dev queries; the data has none (set a dev_fraction)")
         best_dev = config.keep == "best-dev"
+        if best_dev and evaluator is None:
+            raise InputError("keep = 'best-dev' needs dev queries; the data has none (set a dev_fraction)")
         prompts = None
         if config.query_prompt or config.document_prompt:
             prompts = {column: (config.query_prompt if column == "anchor" else config.document_prompt) or "" for column in train_dataset.column_names}
@@ -233,13 +233,12 @@ def train_dense(data: TrainingData, config: DenseTrainConfig, run_dir: Path, *, 
         resume = last_checkpoint(run_dir)
         output = trainer.train(resume_from_checkpoint=resume)
         metrics["train"] = {k: float(v) for k, v in output.metrics.items() if isinstance(v, (int, float))}
-        if evaluator is not None:
-            logged = [e for e in trainer.state.log_history if f"eval_{DEV_METRIC}" in e]
-            metrics["dev_by_epoch"] = [{"epoch": float(e["epoch"]), DEV_METRIC: float(e[f"eval_{DEV_METRIC}"])} for e in logged]
         metrics["kept"] = config.keep
         if best_dev:
             metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
         if evaluator is not None:
+            logged = [e for e in trainer.state.log_history if f"eval_{DEV_METRIC}" in e]
+            metrics["dev_by_epoch"] = [{"epoch": float(e["epoch"]), DEV_METRIC: float(e[f"eval_{DEV_METRIC}"])} for e in logged]
             metrics["dev_after"] = {k: float(v) for k, v in evaluator(model).items()}
         model.save(str(run_dir / "model"))
         finish_run(run_dir, manifest, metrics)

@@ -51,10 +51,13 @@ __all__ = [
     "EvaluationReport",
     "System",
     "evaluate_systems",
+    "paired_comparison",
     "per_query_metric",
     "rank_metrics",
     "read_report",
+    "rankings_at",
     "render_markdown",
+    "reranked_lists",
 ]
 
 Scope = Literal["all", "test"]
@@ -203,30 +206,34 @@ def per_query_metric(queries: Sequence[EvalQuery], rankings: dict[str, list[str]
     return {qid: float(value) for qid, value in zip(qrels.keys(), values)}
 
 
+def paired_comparison(after: dict[str, float], before: dict[str, float]) -> dict[str, Any]:
+    """Per-query values after vs before over the same queries: both means, their
+    difference, and a two-sided paired randomization (sign-flip) test, 10,000 trials."""
+    from benchmarks.metrics import paired_randomization_test
+
+    ids = sorted(before)
+    a, b = [after[q] for q in ids], [before[q] for q in ids]
+    return {
+        "baseline": round(sum(b) / len(b), 4),
+        "candidate": round(sum(a) / len(a), 4),
+        "delta": round((sum(a) - sum(b)) / len(a), 4),
+        "p_value": round(paired_randomization_test(a, b), 4),
+        "queries": len(ids),
+    }
+
+
 def _significance(
     config: EvalConfig, per_query: dict[str, dict[str, dict[str, float]]], rows: Sequence[tuple[str, str]]
 ) -> dict[str, dict[str, Any]]:
-    """Candidate vs baseline for each (baseline row, candidate row) pair: a two-sided
-    paired randomization (sign-flip) test over the same queries, 10,000 trials."""
-    from benchmarks.metrics import paired_randomization_test
-
+    """Candidate vs baseline for each (baseline row, candidate row) pair (``paired_comparison``)."""
     out: dict[str, dict[str, Any]] = {}
     for base_row, cand_row in rows:
         before = per_query.get(config.baseline, {}).get(base_row)
         after = per_query.get(config.candidate, {}).get(cand_row)
         if before is None or after is None:
             continue
-        ids = sorted(before)
-        a, b = [after[q] for q in ids], [before[q] for q in ids]
         label = base_row if base_row == cand_row else f"{base_row} -> {cand_row}"
-        out[label] = {
-            "metric": config.gate_metric,
-            "baseline": round(sum(b) / len(b), 4),
-            "candidate": round(sum(a) / len(a), 4),
-            "delta": round((sum(a) - sum(b)) / len(a), 4),
-            "p_value": round(paired_randomization_test(a, b), 4),
-            "queries": len(ids),
-        }
+        out[label] = {"metric": config.gate_metric, **paired_comparison(after, before)}
     return out
 
 

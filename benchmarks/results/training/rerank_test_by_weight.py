@@ -26,11 +26,10 @@ OUT = Path(__file__).parent / "nvidia_sec_10k_reranker_cpu" / "test_by_weight.js
 
 
 def main() -> None:
-    from benchmarks.metrics import paired_randomization_test
     from hybrid_search.config import FusionConfig, RerankConfig, RuntimeConfig, StoreConfig
     from hybrid_search.engine import Engine, SearchOptions
     from training.data import load_training_data
-    from training.evaluate import FIRST_STAGE_GRID, System, _collection_name, per_query_metric, rank_metrics, rankings_at, reranked_lists
+    from training.evaluate import FIRST_STAGE_GRID, System, _collection_name, paired_comparison, per_query_metric, rank_metrics, rankings_at, reranked_lists
     from training.pipeline import load_pipeline_config
 
     config = load_pipeline_config(Path(__file__).parent / "nvidia_sec_10k_reranker_cpu.toml")
@@ -49,8 +48,9 @@ def main() -> None:
         long_passages=trained.long_passages,
         window_overlap=trained.window_overlap,
     )
-    options = SearchOptions(k=settings.k, depth=settings.depth, rerank=True, rerank_top_n=settings.rerank_top_n, fusion=settings.fusion or FusionConfig())
-    options = replace(options, highlight=False)
+    options = SearchOptions(
+        k=settings.k, depth=settings.depth, rerank=True, rerank_top_n=settings.rerank_top_n, fusion=settings.fusion or FusionConfig(), highlight=False
+    )
     with Engine(StoreConfig(uri=str(RUN / "evaluation" / "eval.db")), runtime=RuntimeConfig(device="cpu"), reranker=reranker) as engine:
         assert engine.store.count(name) == len(data.corpus), "run the pipeline's evaluation first"
         lists = reranked_lists(engine, name, data.test, options)
@@ -62,16 +62,11 @@ def main() -> None:
     table = {str(w): rank_metrics(data.test, rankings_at(lists, w), ("ndcg@10", "mrr@10")) for w in FIRST_STAGE_GRID}
     per_query = {label: per_query_metric(data.test, rankings, "ndcg@10") for label, rankings in single.items()}
     per_query["hybrid"] = per_query_metric(data.test, rankings_at(lists, 1.0), "ndcg@10")
-    ids = sorted(per_query["hybrid"])
     tests = {}
     for row, weight in (("reranker alone (w = 0)", 0.0), (f"dev-chosen w = {chosen}", chosen)):
         ours = per_query_metric(data.test, rankings_at(lists, weight), "ndcg@10")
         for label, other in per_query.items():
-            tests[f"{row} vs {label}"] = {
-                "ndcg@10": round(sum(ours[q] for q in ids) / len(ids), 4),
-                "other": round(sum(other[q] for q in ids) / len(ids), 4),
-                "p_value": round(paired_randomization_test([ours[q] for q in ids], [other[q] for q in ids]), 4),
-            }
+            tests[f"{row} vs {label}"] = paired_comparison(ours, other)
     result = {"queries": len(data.test), "rerank_top_n": settings.rerank_top_n, "chosen_on_dev": chosen, "test_by_weight": table, "paired_tests": tests}
     if not os.environ.get("LIMIT"):
         OUT.write_text(json.dumps(result, indent=1))
