@@ -5,6 +5,24 @@ Milvus's BM25 function reads with its ``whitespace`` tokenizer. That keeps Milvu
 (Lite or server, any version), query highlighting and the rank-bm25 reference
 on exactly the same terms, and lets Chinese users bring a jieba user dictionary
 (which Milvus Lite 2.5's built-in jieba tokenizer rejects).
+
+Apostrophes (analyzer version 2, ``AnalyzerConfig.version``). A clitic is never
+a term of its own, so "NVIDIA's" no longer yields the term "s" that BM25 would
+count and the page would highlight in "U.S.":
+
+- possessive ``'s`` is dropped: "NVIDIA's" -> nvidia (span "NVIDIA"); a plural
+  possessive ("companies'") ends at the letters anyway;
+- the pronoun/auxiliary clitics ``'ll 're 've 'd 'm`` are dropped: "we'll" ->
+  we, "they're" -> they, "I'm" -> i (then stopwords and stemming apply);
+- any other apostrophe inside a word joins it, without the apostrophe:
+  "don't" -> dont, "can't" -> cant, "O'Brien" -> obrien, so a query typed
+  without the apostrophe matches too.
+
+Straight, typographic (U+2019) and modifier-letter (U+02BC) apostrophes count
+alike. In ``zh`` mode jieba tokenizes and splits at apostrophes; a clitic
+fragment (these, or the t of n't) right after an apostrophe inside a word is
+dropped there ("don't" -> don). Version 1 (collections built
+before) split at every apostrophe; such a collection keeps using it.
 """
 
 from __future__ import annotations
@@ -18,7 +36,7 @@ from pathlib import Path
 from .config import AnalyzerConfig
 from .errors import ConfigError
 
-__all__ = ["Analyzer", "ENGLISH_STOPWORDS"]
+__all__ = ["CLITICS", "ENGLISH_STOPWORDS", "Analyzer"]
 
 # Lucene's EnglishAnalyzer default stop set: short on purpose, so that queries
 # like "to be or not to be" keep most of their terms.
@@ -31,6 +49,13 @@ _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # A Han character on its own, or a run of other word characters: in English
 # mode Chinese text still yields searchable (single-character) terms.
 _WORD = re.compile(rf"[{_HAN}]|[^\W{_HAN}]+", re.UNICODE)
+_APOSTROPHES = "'\u2019\u02bc"
+# Version 2: apostrophes between word characters stay inside the word.
+_WORD_V2 = re.compile(rf"[{_HAN}]|[^\W{_HAN}]+(?:[{_APOSTROPHES}][^\W{_HAN}]+)*", re.UNICODE)
+# Clitics dropped from the end of a word (lower case, after the apostrophe).
+CLITICS = frozenset({"s", "ll", "re", "ve", "d", "m"})
+# jieba splits at the apostrophe, so "don't" arrives as don + t there.
+_JIEBA_CLITICS = CLITICS | {"t"}
 # Milvus rejects a BM25 input token longer than this; such tokens are noise anyway.
 _MAX_TERM_CHARS = 64
 
@@ -89,14 +114,44 @@ class Analyzer:
             # Search mode also emits the shorter words inside long compounds, so
             # a query for 数据 finds 数据库 (the usual choice for indexing Chinese).
             for surface, start, end in self._jieba.tokenize(text, mode="search"):
+                if (
+                    self.config.version >= 2
+                    and surface.lower() in _JIEBA_CLITICS
+                    and self._after_apostrophe_in_word(text, start)
+                ):
+                    continue
                 term = self._normalise(surface)
                 if term is not None:
                     yield term, start, end
             return
-        for match in _WORD.finditer(text):
-            term = self._normalise(match.group())
-            if term is not None:
-                yield term, match.start(), match.end()
+        if self.config.version == 1:
+            for match in _WORD.finditer(text):
+                term = self._normalise(match.group())
+                if term is not None:
+                    yield term, match.start(), match.end()
+            return
+        for match in _WORD_V2.finditer(text):
+            surface, start = match.group(), match.start()
+            if not any(ch in _APOSTROPHES for ch in surface):
+                term = self._normalise(surface)
+                if term is not None:
+                    yield term, start, match.end()
+                continue
+            yield from self._apostrophe_word(surface, start)
+
+    def _apostrophe_word(self, surface: str, start: int) -> Iterator[tuple[str, int, int]]:
+        """One word holding apostrophes: its clitic dropped, the rest joined."""
+        parts = re.split(f"[{_APOSTROPHES}]", surface)
+        end = start + len(surface)
+        if len(parts) > 1 and parts[-1].lower() in CLITICS:
+            end -= len(parts[-1]) + 1
+            parts = parts[:-1]
+        term = self._normalise("".join(parts))
+        if term is not None:
+            yield term, start, end
+
+    def _after_apostrophe_in_word(self, text: str, start: int) -> bool:
+        return start >= 2 and text[start - 1] in _APOSTROPHES and text[start - 2].isalnum()
 
     def tokenize(self, text: str) -> list[str]:
         return [term for term, _, _ in self.term_spans(text)]

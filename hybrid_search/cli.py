@@ -503,7 +503,8 @@ def collections_list(as_json: Annotated[bool, typer.Option("--json")] = False) -
             str(info.chunks),
             f"{dense['model']} ({dense['kind']}, {dense['dim']}d)" if dense else "-",
             f"{sparse['model']} ({sparse['kind']})" if sparse else "-",
-            info.manifest["analyzer"]["language"],
+            # manifests from before analyzer versions hold version 1's rules
+            f"{info.manifest['analyzer']['language']} v{info.manifest['analyzer'].get('version', 1)}",
             ", ".join(a for a, target in aliases.items() if target == info.name),
         )
     console.print(table)

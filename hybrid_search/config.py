@@ -22,11 +22,18 @@ __all__ = [
     "DEFAULT_STORE_URI",
     "DEFAULT_DENSE_MODEL",
     "DEFAULT_RERANK_MODEL",
+    "ANALYZER_VERSION",
 ]
 
 DEFAULT_STORE_URI = "hybrid_search.db"
 DEFAULT_DENSE_MODEL = "BAAI/bge-m3"
 DEFAULT_RERANK_MODEL = "BAAI/bge-reranker-v2-m3"
+# The English analyzer's rules, recorded in each collection's manifest: a
+# collection keeps answering with the version it was built with until it is
+# re-indexed. 1: apostrophes split words ("NVIDIA's" -> nvidia, s). 2: clitics
+# never become terms (see hybrid_search/analyzers.py).
+ANALYZER_VERSION = 2
+ANALYZER_VERSIONS = (1, 2)
 
 DenseKind = Literal["sentence-transformers", "bge-m3"]
 SparseKind = Literal["bge-m3", "splade"]
@@ -125,9 +132,15 @@ class AnalyzerConfig:
     user_dict: str | None = None
     stopwords: bool = True
     stem: bool = True
+    version: int = ANALYZER_VERSION
 
     def __post_init__(self) -> None:
         _check_choice("AnalyzerConfig", "language", self.language, Language)
+        if type(self.version) is not int or self.version not in ANALYZER_VERSIONS:
+            raise ConfigError(
+                f"AnalyzerConfig.version must be one of {', '.join(map(str, ANALYZER_VERSIONS))}; got {self.version!r} "
+                "(a collection built by a newer hybrid-search needs that version to be searched)"
+            )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.unit
 
 def test_english_lowercases_drops_stopwords_and_stems():
     analyzer = Analyzer(AnalyzerConfig(language="en"))
-    assert analyzer.tokenize("The Running dogs of NVIDIA's data-centers") == ["run", "dog", "nvidia", "s", "data", "center"]
+    assert analyzer.tokenize("The Running dogs of NVIDIA's data-centers") == ["run", "dog", "nvidia", "data", "center"]
     assert analyzer.index_text("Cats, cats!") == "cat cat"
 
 
@@ -55,3 +55,62 @@ def test_matched_surfaces_reports_what_the_query_matched():
     analyzer = Analyzer(AnalyzerConfig(language="en"))
     query_terms = set(analyzer.tokenize("running cats"))
     assert analyzer.matched_surfaces("The cat runs; cats ran. RUNNING!", query_terms) == ("cat", "runs", "cats", "RUNNING")
+
+
+@pytest.mark.parametrize("apostrophe", ["'", "\u2019", "\u02bc"])
+def test_possessives_leave_no_s_term(apostrophe):
+    analyzer = Analyzer(AnalyzerConfig(language="en"))
+    text = f"NVIDIA{apostrophe}s revenue and the companies{apostrophe} U.S. sales"
+    terms = analyzer.tokenize(text)
+    assert terms == ["nvidia", "revenu", "compani", "u", "s", "sale"]  # the only s is U.S.'s
+    assert analyzer.tokenize(f"NVIDIA{apostrophe}s") == ["nvidia"]
+    # the span is the word without its clitic, so highlighting marks "NVIDIA"
+    assert [text[start:end] for term, start, end in analyzer.term_spans(text) if term == "nvidia"] == ["NVIDIA"]
+
+
+def test_a_possessive_query_does_not_highlight_us():
+    analyzer = Analyzer(AnalyzerConfig(language="en"))
+    query_terms = set(analyzer.tokenize("NVIDIA's revenue"))
+    assert analyzer.matched_surfaces("NVIDIA's U.S. revenue", query_terms) == ("NVIDIA", "revenue")
+
+
+@pytest.mark.parametrize(
+    "text, terms",
+    [
+        ("we'll", ["we"]),
+        ("I'm", ["i"]),
+        ("we've they'd", ["we"]),  # "they" is a stopword
+        ("it's", []),  # it + possessive-like 's: the stopword "it" only
+        ("don't can't won't", ["dont", "cant", "wont"]),
+        ("O'Brien", ["obrien"]),
+        ("'quoted'", ["quot"]),
+    ],
+)
+def test_clitics_are_dropped_and_other_apostrophes_join_the_word(text, terms):
+    analyzer = Analyzer(AnalyzerConfig(language="en"))
+    assert analyzer.tokenize(text) == terms
+    fragments = {"s", "t", "ll", "re", "ve", "d", "m"}
+    assert not fragments & set(analyzer.tokenize(text))
+
+
+def test_query_without_the_apostrophe_matches_the_contraction():
+    analyzer = Analyzer(AnalyzerConfig(language="en"))
+    assert analyzer.tokenize("dont") == analyzer.tokenize("don't")
+
+
+def test_chinese_mode_drops_clitic_fragments_of_english_words():
+    terms = Analyzer(AnalyzerConfig(language="zh")).tokenize("NVIDIA's 数据库 don't we'll")
+    assert "nvidia" in terms and "数据库" in terms
+    assert not {"s", "t", "ll"} & set(terms)
+    assert "s" in Analyzer(AnalyzerConfig(language="zh", version=1)).tokenize("NVIDIA's")
+
+
+def test_version_1_keeps_its_rules():
+    analyzer = Analyzer(AnalyzerConfig(language="en", version=1))
+    assert analyzer.tokenize("NVIDIA's don't") == ["nvidia", "s", "don", "t"]
+
+
+@pytest.mark.parametrize("version", [0, 3, True, "2"])
+def test_unknown_analyzer_versions_are_refused(version):
+    with pytest.raises(ConfigError, match="version"):
+        AnalyzerConfig(version=version)
