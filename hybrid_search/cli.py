@@ -18,11 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .cli_settings import LayeredSettings
 from .config import (
-    DEFAULT_DENSE_MODEL,
-    DEFAULT_RERANK_MODEL,
-    DEFAULT_STORE_URI,
     AnalyzerConfig,
     CollectionConfig,
     DenseEncoderConfig,
@@ -35,6 +31,7 @@ from .config import (
 from .engine import Engine, SearchOptions
 from .errors import ConfigError, HybridSearchError, InputError
 from .filters import parse_filter
+from .settings import LayeredSettings, parse_weights
 from .types import SearchResult
 
 __all__ = ["app", "main"]
@@ -70,10 +67,7 @@ err_console = Console(stderr=True)
 
 
 class _State:
-    settings: LayeredSettings = LayeredSettings({}, None)
-    uri: str | None = None
-    token: str | None = None
-    device: str | None = None
+    settings: LayeredSettings = LayeredSettings()
 
 
 state = _State()
@@ -81,32 +75,25 @@ state = _State()
 
 @app.callback()
 def _global_options(
+    ctx: typer.Context,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (see README).")] = None,
     uri: Annotated[Optional[str], typer.Option(help="Milvus URI: a .db file (Milvus Lite) or http(s)://host:19530.")] = None,
     token: Annotated[Optional[str], typer.Option(help="Milvus token (user:password or API key).")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps.")] = None,
 ) -> None:
-    state.settings = LayeredSettings.load(config)
-    state.uri, state.token, state.device = uri, token, device
+    # The subcommands (serve, train ...) read the same settings through ctx.obj.
+    try:
+        state.settings = ctx.obj = LayeredSettings.load(config, uri=uri, token=token, device=device)
+    except ConfigError as error:
+        _fail(error)
 
 
 def _store_config() -> StoreConfig:
-    s = state.settings
-    return StoreConfig(
-        uri=s.get("store", "uri", state.uri, DEFAULT_STORE_URI),
-        token=s.get("store", "token", state.token, None),
-        db_name=s.get("store", "db_name", None, None),
-        timeout_s=float(s.get("store", "timeout_s", None, 60.0)),
-    )
+    return state.settings.store_config()
 
 
 def _runtime_config(batch_size: int | None = None) -> RuntimeConfig:
-    s = state.settings
-    return RuntimeConfig(
-        device=s.get("runtime", "device", state.device, "auto"),
-        batch_size=int(s.get("runtime", "batch_size", batch_size, 32)),
-        fp16=s.get("runtime", "fp16", None, None),
-    )
+    return state.settings.runtime_config(batch_size=batch_size)
 
 
 def _rerank_config(
@@ -116,16 +103,7 @@ def _rerank_config(
     min_score: float | None,
     first_stage_weight: float | None,
 ) -> RerankConfig:
-    s = state.settings
-    return RerankConfig(
-        model=s.get("rerank", "model", model, DEFAULT_RERANK_MODEL),
-        kind=s.get("rerank", "kind", kind, "flag"),
-        top_n=int(s.get("rerank", "top_n", top_n, 50)),
-        min_score=s.get("rerank", "min_score", min_score, None),
-        max_length=int(s.get("rerank", "max_length", None, 512)),
-        long_passages=s.get("rerank", "long_passages", None, "truncate"),
-        first_stage_weight=s.get("rerank", "first_stage_weight", first_stage_weight, 0.0),  # checked by RerankConfig
-    )
+    return state.settings.rerank_config(model, kind, top_n, min_score, first_stage_weight)
 
 
 def _collection_name(flag: str | None) -> str:
@@ -140,7 +118,7 @@ def _engine(reranker: RerankConfig | None = None, batch_size: int | None = None)
 
 
 def _fail(error: Exception) -> None:
-    err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2 if isinstance(error, (InputError, ConfigError)) else 1)
 
 
@@ -188,22 +166,22 @@ def _new_collection_config(
 ) -> CollectionConfig:
     s = state.settings
     dense = None
-    if not s.get("collection", "no_dense", no_dense, False):
+    if not s.get("collection", "no_dense", no_dense):
         dense = DenseEncoderConfig(
-            model=s.get("collection", "dense_model", dense_model, DEFAULT_DENSE_MODEL),
-            kind=s.get("collection", "dense_kind", dense_kind, "bge-m3"),
-            query_prompt=s.get("collection", "query_prompt", query_prompt, None),
-            document_prompt=s.get("collection", "document_prompt", document_prompt, None),
+            model=s.get("collection", "dense_model", dense_model),
+            kind=s.get("collection", "dense_kind", dense_kind),
+            query_prompt=s.get("collection", "query_prompt", query_prompt),
+            document_prompt=s.get("collection", "document_prompt", document_prompt),
         )
     sparse = None
-    if not s.get("collection", "no_sparse", no_sparse, False):
+    if not s.get("collection", "no_sparse", no_sparse):
         sparse = SparseEncoderConfig(
-            model=s.get("collection", "sparse_model", sparse_model, DEFAULT_DENSE_MODEL),
-            kind=s.get("collection", "sparse_kind", sparse_kind, "bge-m3"),
+            model=s.get("collection", "sparse_model", sparse_model),
+            kind=s.get("collection", "sparse_kind", sparse_kind),
         )
     analyzer = AnalyzerConfig(
-        language=s.get("collection", "language", language, "en"),
-        user_dict=s.get("collection", "user_dict", user_dict, None),
+        language=s.get("collection", "language", language),
+        user_dict=s.get("collection", "user_dict", user_dict),
     )
     return CollectionConfig(name=name, dense=dense, sparse=sparse, analyzer=analyzer)
 
@@ -289,7 +267,14 @@ def index(
 ) -> None:
     """Bring a collection in sync with files: new and changed files are indexed,
     unchanged ones skipped, deleted ones removed. Exit code 3: some files skipped."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from indexers.chunks import ChunkingConfig
     from indexers.documents import ReadOptions
@@ -340,19 +325,6 @@ def index(
 
 
 # --- search -----------------------------------------------------------------------------
-
-
-def parse_weights(text: str | None) -> dict[str, float] | None:
-    if not text:
-        return None
-    weights: dict[str, float] = {}
-    for part in text.split(","):
-        path, _, value = part.partition("=")
-        try:
-            weights[path.strip()] = float(value)
-        except ValueError as error:
-            raise InputError(f"--weights: write PATH=NUMBER pairs like bm25=1,dense=0.5; got {part!r}") from error
-    return weights
 
 
 def _print_result(result: SearchResult, explain: bool) -> None:

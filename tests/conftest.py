@@ -35,6 +35,15 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(OFFLINE_ENV)
 
 
+@pytest.fixture
+def no_hybrid_search_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No HYBRID_SEARCH_* variable from the developer's shell leaks into a test
+    of settings precedence."""
+    for name in list(os.environ):
+        if name.startswith("HYBRID_SEARCH_"):
+            monkeypatch.delenv(name)
+
+
 # ---------------------------------------------------------------------------
 # 2. Model fixtures
 # ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from hybrid_search.errors import HybridSearchError
+from hybrid_search.settings import LayeredSettings, parse_weights
 
 __all__ = ["train_app"]
 
@@ -25,12 +26,26 @@ train_app = typer.Typer(
 )
 
 DataDir = Annotated[Path, typer.Option("--data", help="Data folder written by `train data`.")]
-Device = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+Device = Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps (default: --device, [runtime] device, HYBRID_SEARCH_DEVICE, auto).")]
+# The same --uri/--token as every hybrid-search command (--store kept for old scripts).
+Uri = Annotated[Optional[str], typer.Option("--uri", "--store", help="Milvus URI (default: --uri, [store] uri, HYBRID_SEARCH_URI, hybrid_search.db).")]
+Token = Annotated[Optional[str], typer.Option("--token", help="Milvus token (default: --token, [store] token, HYBRID_SEARCH_TOKEN).")]
 
 
 def _fail(error: Exception) -> None:
     typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2 if isinstance(error, (ValueError, ImportError)) else 1)
+
+
+def _device(ctx: typer.Context, device: Optional[str]) -> str:
+    return LayeredSettings.of(ctx).get("runtime", "device", device)
+
+
+def _engine(ctx: typer.Context, uri: Optional[str], token: Optional[str]):  # noqa: ANN202
+    from hybrid_search.engine import Engine
+
+    settings = LayeredSettings.of(ctx)
+    return Engine(settings.store_config(uri, token), runtime=settings.runtime_config())
 
 
 def _dense_config(model: Optional[str], kind: str, query_prompt: Optional[str] = None, document_prompt: Optional[str] = None):  # noqa: ANN202
@@ -47,11 +62,13 @@ def _sparse_config(model: Optional[str], kind: str):  # noqa: ANN202
 
 @train_app.command("data")
 def data_command(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Folder to write the data into.")],
     beir: Annotated[Optional[Path], typer.Option(help="A BEIR folder (corpus.jsonl, queries.jsonl, qrels/).")] = None,
     pairs: Annotated[Optional[Path], typer.Option(help="JSONL of {query, pos, neg} pairs or triplets.")] = None,
     collection: Annotated[Optional[str], typer.Option(help="An indexed collection to make questions from.")] = None,
-    store: Annotated[str, typer.Option(help="Milvus URI of --collection.")] = "hybrid_search.db",
+    uri: Uri = None,
+    token: Token = None,
     train_split: Annotated[str, typer.Option(help="BEIR qrels split to train on.")] = "train",
     test_split: Annotated[str, typer.Option(help="BEIR qrels split held back for the report.")] = "test",
     labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Train on the given labels.")] = True,
@@ -103,12 +120,7 @@ def data_command(
             max_pseudo_chunks=max_pseudo_chunks,
             seed=seed,
         )
-        engine = None
-        if collection:
-            from hybrid_search.config import StoreConfig
-            from hybrid_search.engine import Engine
-
-            engine = Engine(StoreConfig(uri=store))
+        engine = _engine(ctx, uri, token) if collection else None
         data = build_training_data(config, out, engine=engine)
         typer.echo(json.dumps(data.manifest["stats"], indent=2))
     except HybridSearchError as error:
@@ -117,6 +129,7 @@ def data_command(
 
 @train_app.command("negatives")
 def negatives_command(
+    ctx: typer.Context,
     data: DataDir,
     dense_model: Annotated[Optional[str], typer.Option(help="Dense model of the mining collection (the base model).")] = None,
     dense_kind: Annotated[str, typer.Option(help="sentence-transformers or bge-m3.")] = "sentence-transformers",
@@ -129,7 +142,7 @@ def negatives_command(
     num_negatives: Annotated[int, typer.Option(help="Negatives kept per query.")] = 7,
     cross_encoder: Annotated[Optional[str], typer.Option(help="Cross-encoder that vetoes candidates it scores above the positive.")] = None,
     language: Annotated[str, typer.Option(help="en or zh (BM25 analyzer).")] = "en",
-    device: Device = "auto",
+    device: Device = None,
     seed: Annotated[int, typer.Option()] = 42,
 ) -> None:
     """Mine hard negatives for the train examples with the engine's hybrid search."""
@@ -150,7 +163,7 @@ def negatives_command(
             margin_check=margin < 1.0,
             num_negatives=num_negatives,
             cross_encoder=RerankConfig(model=cross_encoder, kind="cross-encoder") if cross_encoder else None,
-            device=device,  # type: ignore[arg-type]
+            device=_device(ctx, device),  # type: ignore[arg-type]
             seed=seed,
         )
         stats = mine_negatives(load_training_data(data), config, force=True)
@@ -161,6 +174,7 @@ def negatives_command(
 
 @train_app.command("dense")
 def dense_command(
+    ctx: typer.Context,
     data: DataDir,
     base_model: Annotated[str, typer.Option(help="Model to start from (folder or hub id).")],
     out: Annotated[Path, typer.Option(help="Run folder.")],
@@ -176,7 +190,7 @@ def dense_command(
     query_prompt: Annotated[Optional[str], typer.Option(help="Prompt before queries, saved with the model.")] = None,
     document_prompt: Annotated[Optional[str], typer.Option(help="Prompt before documents.")] = None,
     keep: Annotated[str, typer.Option(help="Saved weights: last (epoch) or best-dev (best dev nDCG@10).")] = "last",
-    device: Device = "auto",
+    device: Device = None,
     seed: Annotated[int, typer.Option()] = 42,
 ) -> None:
     """Fine-tune a sentence-transformers embedder (MNRL, in-batch + hard negatives)."""
@@ -198,7 +212,7 @@ def dense_command(
             query_prompt=query_prompt,
             document_prompt=document_prompt,
             keep=keep,  # type: ignore[arg-type] - checked on construction
-            device=device,  # type: ignore[arg-type]
+            device=_device(ctx, device),  # type: ignore[arg-type]
             seed=seed,
         )
         metrics = train_dense(load_training_data(data), config, out)
@@ -209,6 +223,7 @@ def dense_command(
 
 @train_app.command("sparse")
 def sparse_command(
+    ctx: typer.Context,
     data: DataDir,
     base_model: Annotated[str, typer.Option(help="BGE-M3, or any encoder (its sparse head starts untrained).")],
     out: Annotated[Path, typer.Option(help="Run folder.")],
@@ -225,7 +240,7 @@ def sparse_command(
         str, typer.Option(help="unified (FlagEmbedding's dense + sparse + colbert loss) or sparse-only (the sparse head alone on its own loss; needs --heads-only).")
     ] = "unified",
     temperature: Annotated[float, typer.Option(help="Softmax temperature of the contrastive loss.")] = 0.02,
-    device: Device = "auto",
+    device: Device = None,
     seed: Annotated[int, typer.Option()] = 42,
 ) -> None:
     """BGE-M3-style fine-tuning of the learned-sparse head (unified or sparse-only) with a collapse check."""
@@ -246,7 +261,7 @@ def sparse_command(
             mode=mode,  # type: ignore[arg-type]
             objective=objective,  # type: ignore[arg-type]
             temperature=temperature,
-            device=device,  # type: ignore[arg-type]
+            device=_device(ctx, device),  # type: ignore[arg-type]
             seed=seed,
         )
         metrics = train_sparse(load_training_data(data), config, out)
@@ -257,6 +272,7 @@ def sparse_command(
 
 @train_app.command("reranker")
 def reranker_command(
+    ctx: typer.Context,
     data: DataDir,
     base_model: Annotated[str, typer.Option(help="A reranker, or an encoder (new classification head).")],
     out: Annotated[Path, typer.Option(help="Run folder.")],
@@ -268,7 +284,7 @@ def reranker_command(
     max_length: Annotated[int, typer.Option()] = 384,
     long_passages: Annotated[str, typer.Option(help="truncate, or max-window: train on each passage's best window.")] = "truncate",
     language: Annotated[str, typer.Option(help="en or zh: the analyzer that picks the best window.")] = "en",
-    device: Device = "auto",
+    device: Device = None,
     seed: Annotated[int, typer.Option()] = 42,
 ) -> None:
     """Fine-tune a cross-encoder reranker on the mined hard negatives."""
@@ -286,7 +302,7 @@ def reranker_command(
             max_length=max_length,
             long_passages=long_passages,  # type: ignore[arg-type]
             language=language,  # type: ignore[arg-type]
-            device=device,  # type: ignore[arg-type]
+            device=_device(ctx, device),  # type: ignore[arg-type]
             seed=seed,
         )
         metrics = train_reranker(load_training_data(data), config, out)
@@ -297,6 +313,7 @@ def reranker_command(
 
 @train_app.command("evaluate")
 def evaluate_command(
+    ctx: typer.Context,
     data: DataDir,
     out: Annotated[Path, typer.Option(help="Folder for evaluation.json / evaluation.md.")],
     base_dense: Annotated[Optional[str], typer.Option(help="Dense model in service (baseline).")] = None,
@@ -326,11 +343,10 @@ def evaluate_command(
     max_p_value: Annotated[
         Optional[float], typer.Option(help="The gate also needs the paired randomization test's p-value at most this (e.g. 0.05).")
     ] = None,
-    device: Device = "auto",
+    device: Device = None,
 ) -> None:
     """Before/after through the engine on the held-out split: each path, hybrid, hybrid + rerank."""
     try:
-        from hybrid_search.cli import parse_weights
         from hybrid_search.config import FusionConfig, RerankConfig
 
         from .data import load_training_data
@@ -370,7 +386,7 @@ def evaluate_command(
             k=k,
             fusion=FusionConfig(method=fusion, normalization=normalization, weights=parse_weights(weights) or {}),  # type: ignore[arg-type]
             language=language,  # type: ignore[arg-type]
-            device=device,  # type: ignore[arg-type]
+            device=_device(ctx, device),  # type: ignore[arg-type]
             tune_first_stage_weight=tune_first_stage_weight,
             min_gain=min_gain,
             max_p_value=max_p_value,
@@ -385,8 +401,10 @@ def evaluate_command(
 
 @train_app.command("promote")
 def promote_command(
+    ctx: typer.Context,
     alias: Annotated[str, typer.Option(help="The name searches use; it will point at <alias>_v<N>.")],
-    store: Annotated[str, typer.Option(help="Milvus URI.")] = "hybrid_search.db",
+    uri: Uri = None,
+    token: Token = None,
     source: Annotated[Optional[str], typer.Option(help="Collection in service, for a first promotion.")] = None,
     dense: Annotated[Optional[str], typer.Option(help="New dense model folder (sentence-transformers).")] = None,
     sparse: Annotated[Optional[str], typer.Option(help="New sparse model folder (BGE-M3 style).")] = None,
@@ -395,12 +413,9 @@ def promote_command(
 ) -> None:
     """Re-embed into a new versioned collection and switch the alias atomically."""
     try:
-        from hybrid_search.config import StoreConfig
-        from hybrid_search.engine import Engine
-
         from .promote import promote
 
-        with Engine(StoreConfig(uri=store)) as engine:
+        with _engine(ctx, uri, token) as engine:
             result = promote(
                 engine,
                 alias,
@@ -417,18 +432,17 @@ def promote_command(
 
 @train_app.command("retire")
 def retire_command(
+    ctx: typer.Context,
     alias: Annotated[str, typer.Option(help="The alias whose old version to drop.")],
     collection: Annotated[str, typer.Option(help="The old version to drop.")],
-    store: Annotated[str, typer.Option(help="Milvus URI.")] = "hybrid_search.db",
+    uri: Uri = None,
+    token: Token = None,
 ) -> None:
     """Drop an old version (never the one the alias serves)."""
     try:
-        from hybrid_search.config import StoreConfig
-        from hybrid_search.engine import Engine
-
         from .promote import retire_version
 
-        with Engine(StoreConfig(uri=store)) as engine:
+        with _engine(ctx, uri, token) as engine:
             retire_version(engine, alias, collection)
         typer.echo(f"dropped {collection}")
     except HybridSearchError as error:

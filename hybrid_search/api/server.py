@@ -20,19 +20,65 @@ import typer
 __all__ = ["build_settings", "run_server", "serve_command"]
 
 
-def build_settings(overrides: dict[str, Any]) -> Any:
-    """ApiSettings from the environment plus the given overrides; a readable
-    error (exit 2) instead of a pydantic dump when they are refused."""
+# Settings of the shared layer (hybrid_search.settings) that serve also reads:
+# a flag or the config file sets them above the environment.
+_LAYERED_FIELDS = {
+    "store_uri": ("store", "uri"),
+    "store_token": ("store", "token"),
+    "store_db_name": ("store", "db_name"),
+    "store_timeout_s": ("store", "timeout_s"),
+    "device": ("runtime", "device"),
+    "dense_model": ("collection", "dense_model"),
+    "dense_kind": ("collection", "dense_kind"),
+    "sparse_model": ("collection", "sparse_model"),
+    "sparse_kind": ("collection", "sparse_kind"),
+    "rerank_model": ("rerank", "model"),
+    "rerank_kind": ("rerank", "kind"),
+    "rerank_top_n": ("rerank", "top_n"),
+    "rerank_min_score": ("rerank", "min_score"),
+    "rerank_max_length": ("rerank", "max_length"),
+    "rerank_long_passages": ("rerank", "long_passages"),
+    "rerank_first_stage_weight": ("rerank", "first_stage_weight"),
+}
+
+
+def _where(field: str, given: dict[str, Any]) -> str:
+    """A refused setting named as the user set it: the variable when the value
+    came from the environment."""
+    from .settings import ApiSettings
+
+    if field in given:
+        return field
+    info = ApiSettings.model_fields.get(field)
+    names = [f"HYBRID_SEARCH_{field.upper()}"]
+    alias = getattr(info, "validation_alias", None) if info is not None else None
+    if alias is not None and hasattr(alias, "choices"):
+        names = [str(c) for c in alias.choices if str(c).startswith("HYBRID_SEARCH_")] or names
+    set_names = [name for name in names if name in os.environ]
+    return f"{field} (environment variable {set_names[0]})" if set_names else field
+
+
+def build_settings(overrides: dict[str, Any], layered: Any = None) -> Any:
+    """ApiSettings from flags (``overrides``), then the shared settings' global
+    flags and config file (``layered``), then the environment; a readable error
+    (exit 2) instead of a pydantic dump when they are refused."""
     from pydantic import ValidationError
 
     from .settings import ApiSettings
 
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if layered is not None:
+        for field, (section, key) in _LAYERED_FIELDS.items():
+            value = layered.above_environment(section, key)
+            if field not in given and value is not None:
+                given[field] = value
     try:
-        return ApiSettings(**{k: v for k, v in overrides.items() if v is not None})
+        return ApiSettings(**given)
     except ValidationError as error:
         lines = []
         for item in error.errors():
-            where = ".".join(str(p) for p in item.get("loc", ())) or "settings"
+            loc = [str(p) for p in item.get("loc", ())]
+            where = _where(loc[0], given) if len(loc) == 1 else ".".join(loc) or "settings"
             lines.append(f"  {where}: {str(item.get('msg', '')).removeprefix('Value error, ')}")
         typer.echo("hybrid-search serve: refused:\n" + "\n".join(lines), err=True)
         raise typer.Exit(2) from None
@@ -85,7 +131,11 @@ def run_server(settings: Any) -> None:
 
 
 def serve_command(
-    store_uri: str | None = typer.Option(None, "--store-uri", help="Milvus Lite file (kb.db) or server URI (http://host:19530)"),
+    ctx: typer.Context,
+    store_uri: str | None = typer.Option(
+        None, "--uri", "--store-uri", help="Milvus Lite file (kb.db) or server URI (http://host:19530); as the global --uri"
+    ),
+    store_token: str | None = typer.Option(None, "--token", help="Milvus token (user:password or API key); as the global --token"),
     host: str | None = typer.Option(None, "--host", help="address to bind (default 127.0.0.1)"),
     port: int | None = typer.Option(None, "--port", help="port (default 8000)"),
     workers: int | None = typer.Option(None, "--workers", help="worker processes (needs a Milvus server URI when > 1)"),
@@ -106,10 +156,21 @@ def serve_command(
     """Serve the search API and the search page (http://HOST:PORT/ui/).
 
     Every option can also be set as HYBRID_SEARCH_<OPTION> in the environment;
-    API keys only there (HYBRID_SEARCH_READ_API_KEYS, HYBRID_SEARCH_WRITE_API_KEYS)."""
+    API keys only there (HYBRID_SEARCH_READ_API_KEYS, HYBRID_SEARCH_WRITE_API_KEYS).
+    `hybrid-search --uri/--token/--device/--config ... serve` mean what they mean
+    for every other command."""
+    from ..errors import ConfigError
+    from ..settings import LayeredSettings
+
+    try:
+        layered = LayeredSettings.of(ctx)
+    except ConfigError as error:
+        typer.echo(f"hybrid-search serve: refused: {error}", err=True)
+        raise typer.Exit(2) from None
     settings = build_settings(
         {
             "store_uri": store_uri,
+            "store_token": store_token,
             "host": host,
             "port": port,
             "workers": workers,
@@ -126,7 +187,8 @@ def serve_command(
             "allow_insecure": allow_insecure,
             "preload": preload,
             "log_level": log_level,
-        }
+        },
+        layered,
     )
     typer.echo(f"hybrid-search serve: http://{settings.host}:{settings.port}/ui/  ({settings.describe()})", err=True)
     if not settings.auth_enabled:

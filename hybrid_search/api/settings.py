@@ -99,8 +99,12 @@ class ApiSettings(BaseSettings):
     store_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("store_token", "HYBRID_SEARCH_STORE_TOKEN", "HYBRID_SEARCH_TOKEN")
     )
-    store_db_name: str | None = None
-    store_timeout_s: float = Field(30.0, gt=0, le=600)
+    store_db_name: str | None = Field(
+        None, validation_alias=AliasChoices("store_db_name", "HYBRID_SEARCH_STORE_DB_NAME", "HYBRID_SEARCH_DB_NAME")
+    )
+    store_timeout_s: float = Field(
+        30.0, gt=0, le=600, validation_alias=AliasChoices("store_timeout_s", "HYBRID_SEARCH_STORE_TIMEOUT_S", "HYBRID_SEARCH_TIMEOUT_S")
+    )
 
     # --- network ----------------------------------------------------------------------
     host: str = "127.0.0.1"

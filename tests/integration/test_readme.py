@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from hybrid_search.cli_settings import LayeredSettings
+from hybrid_search.settings import LayeredSettings
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 import pytest
 
-from hybrid_search.cli_settings import LayeredSettings
+from hybrid_search.settings import LayeredSettings
 from hybrid_search.config import (
     CollectionConfig,
     DenseEncoderConfig,
@@ -76,4 +76,4 @@ def test_layered_settings_refuse_unknown_keys_and_bad_env(tmp_path, monkeypatch)
         LayeredSettings.load(config)
     monkeypatch.setenv("HYBRID_SEARCH_BATCH_SIZE", "many")
     with pytest.raises(ConfigError, match="HYBRID_SEARCH_BATCH_SIZE"):
-        LayeredSettings({}, None).get("runtime", "batch_size", None, 32)
+        LayeredSettings().get("runtime", "batch_size", None, 32)

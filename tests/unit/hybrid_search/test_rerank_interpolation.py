@@ -2,7 +2,7 @@
 
 import pytest
 
-from hybrid_search.cli_settings import LayeredSettings
+from hybrid_search.settings import LayeredSettings
 from hybrid_search.engine import SearchOptions, combine_rerank_scores
 from hybrid_search.errors import ConfigError, InputError
 from hybrid_search.types import Hit, SearchResult
@@ -97,7 +97,7 @@ def test_config_file_and_environment_name_the_weight(tmp_path, monkeypatch):
     config.write_text("[rerank]\nfirst_stage_weight = 0.25\n", encoding="utf-8")
     monkeypatch.setenv("HYBRID_SEARCH_RERANK_FIRST_STAGE_WEIGHT", "0.75")
     assert LayeredSettings.load(config).get("rerank", "first_stage_weight", None, 0.0) == 0.25
-    from_env = LayeredSettings({}, None)
+    from_env = LayeredSettings()
     assert from_env.get("rerank", "first_stage_weight", None, 0.0) == 0.75
     assert from_env.get("rerank", "first_stage_weight", 0.1, 0.0) == 0.1  # the flag wins
     monkeypatch.setenv("HYBRID_SEARCH_RERANK_FIRST_STAGE_WEIGHT", "lots")
