@@ -31,6 +31,7 @@ from .config import (
 from .engine import Engine, SearchOptions
 from .errors import ConfigError, HybridSearchError, InputError
 from .filters import parse_filter
+from .profiles import load_model_profile
 from .settings import LayeredSettings, parse_weights
 from .types import SearchResult
 
@@ -47,6 +48,8 @@ collections_app = typer.Typer(help="List, inspect and drop collections.", no_arg
 documents_app = typer.Typer(help="List, show and delete indexed documents.", no_args_is_help=True)
 app.add_typer(collections_app, name="collections")
 app.add_typer(documents_app, name="documents")
+profile_app = typer.Typer(help="The model profile: which models are used when none is named.", no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
 
 
 def _register_shells() -> None:
@@ -167,18 +170,17 @@ def _new_collection_config(
     s = state.settings
     dense = None
     if not s.get("collection", "no_dense", no_dense):
+        choice = s.model_choice("dense", dense_model)
         dense = DenseEncoderConfig(
-            model=s.get("collection", "dense_model", dense_model),
-            kind=s.get("collection", "dense_kind", dense_kind),
-            query_prompt=s.get("collection", "query_prompt", query_prompt),
-            document_prompt=s.get("collection", "document_prompt", document_prompt),
+            model=choice.model,
+            kind=s.get("collection", "dense_kind", dense_kind, choice.kind),
+            query_prompt=s.get("collection", "query_prompt", query_prompt, choice.query_prompt),
+            document_prompt=s.get("collection", "document_prompt", document_prompt, choice.document_prompt),
         )
     sparse = None
     if not s.get("collection", "no_sparse", no_sparse):
-        sparse = SparseEncoderConfig(
-            model=s.get("collection", "sparse_model", sparse_model),
-            kind=s.get("collection", "sparse_kind", sparse_kind),
-        )
+        choice = s.model_choice("sparse", sparse_model)
+        sparse = SparseEncoderConfig(model=choice.model, kind=s.get("collection", "sparse_kind", sparse_kind, choice.kind))
     analyzer = AnalyzerConfig(
         language=s.get("collection", "language", language),
         user_dict=s.get("collection", "user_dict", user_dict),
@@ -557,6 +559,54 @@ def documents_delete(
 
 
 _register_shells()
+
+
+# --- model profile ---------------------------------------------------------------------------
+
+
+@profile_app.command("show")
+def profile_show() -> None:
+    """Print the model profile in effect and where it comes from."""
+    from dataclasses import asdict
+
+    from .profiles import PROFILE_ENV, default_profile_path
+
+    try:
+        profile = load_model_profile()
+    except HybridSearchError as error:
+        _fail(error)
+        return
+    out = {
+        "profile": profile.name,
+        "source": str(profile.source) if profile.source else None,
+        "default_path": str(default_profile_path()),
+        "env": PROFILE_ENV,
+        **{table: asdict(profile.choice(table)) for table in ("dense", "sparse", "rerank")},
+    }
+    sys.stdout.write(json.dumps(out, indent=2) + "\n")
+
+
+@profile_app.command("write-local")
+def profile_write_local(
+    models_dir: Annotated[Path, typer.Argument(help="Folder filled by scripts/get-models.sh.")],
+    path: Annotated[Optional[Path], typer.Option(help="Where to write (default: ~/.config/hybrid-search/models.toml).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing profile file.")] = False,
+) -> None:
+    """Write a profile naming the offline models in MODELS_DIR, so index and
+    search work without model flags."""
+    from .profiles import default_profile_path, local_profile_choices, write_profile
+
+    target = path or default_profile_path()
+    try:
+        if target.exists() and not force:
+            console.print(f"kept the existing model profile {target} (--force replaces it)", highlight=False)
+            return
+        choices = local_profile_choices(models_dir)
+        write_profile(target, choices, note=f"Written by `hybrid-search profile write-local {models_dir}` (scripts/setup.sh).\nModels used when no flag, config file or HYBRID_SEARCH_* variable names one.")
+    except HybridSearchError as error:
+        _fail(error)
+        return
+    console.print(f"wrote model profile {target}: dense {choices['dense'].model}, sparse {choices['sparse'].model}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

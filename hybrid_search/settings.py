@@ -30,7 +30,6 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from .config import (
     DEFAULT_DENSE_MODEL,
-    DEFAULT_RERANK_MODEL,
     DEFAULT_STORE_URI,
     DenseKind,
     Device,
@@ -44,6 +43,7 @@ from .config import (
     StoreConfig,
 )
 from .errors import ConfigError, InputError
+from .profiles import HUB_PROFILE, ModelChoice, load_model_profile
 
 __all__ = ["ENV_PREFIX", "SETTINGS", "LayeredSettings", "Setting", "env_name", "parse_value", "parse_weights"]
 
@@ -267,6 +267,16 @@ class LayeredSettings:
 
     # --- the typed configs every command builds ------------------------------------
 
+    def model_choice(self, table: str, flag: str | None = None) -> ModelChoice:
+        """The dense, sparse or rerank model: one named by a flag, the file or
+        the environment (its kind defaulting to the hub's), else the model
+        profile's (hybrid_search.profiles: setup's local models, or the hub's)."""
+        section, key = ("rerank", "model") if table == "rerank" else ("collection", f"{table}_model")
+        named = self.get(section, key, flag, None)
+        if named:
+            return ModelChoice(named, HUB_PROFILE.choice(table).kind)
+        return load_model_profile().choice(table)
+
     def store_config(self, uri: str | None = None, token: str | None = None) -> StoreConfig:
         return StoreConfig(
             uri=self.get("store", "uri", uri),
@@ -290,9 +300,10 @@ class LayeredSettings:
         min_score: float | None = None,
         first_stage_weight: float | None = None,
     ) -> RerankConfig:
+        choice = self.model_choice("rerank", model)
         return RerankConfig(
-            model=self.get("rerank", "model", model) or DEFAULT_RERANK_MODEL,
-            kind=self.get("rerank", "kind", kind),
+            model=choice.model,
+            kind=self.get("rerank", "kind", kind, choice.kind),
             top_n=self.get("rerank", "top_n", top_n),
             min_score=self.get("rerank", "min_score", min_score),
             max_length=self.get("rerank", "max_length"),

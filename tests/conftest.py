@@ -33,6 +33,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # once, at import time, so it must be in place before any test module
     # (or library) is imported.
     os.environ.update(OFFLINE_ENV)
+    # A developer's model profile (~/.config/hybrid-search/models.toml, written
+    # by scripts/setup.sh) must not change what the tests see; profile tests
+    # set this variable themselves.
+    os.environ["HYBRID_SEARCH_MODEL_PROFILE"] = "hub"
 
 
 @pytest.fixture
