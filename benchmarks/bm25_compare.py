@@ -83,8 +83,9 @@ def run_bm25_compare(
         t0 = time.perf_counter()
         engine.index(name, chunks, batch_size=256)
         index_s = time.perf_counter() - t0
-        # The libraries compared return ids and scores only: no highlighting here either.
-        options = SearchOptions(k=k, paths=("bm25",), depth=k, highlight=False)
+        # The libraries compared return ids and scores only: no highlighting here
+        # either, and every candidate, duplicates included, as they rank them.
+        options = SearchOptions(k=k, paths=("bm25",), depth=k, highlight=False, collapse=False)
         for q in qids[:3]:
             engine.search(name, queries[q], options)
         ranking: dict[str, list[str]] = {}

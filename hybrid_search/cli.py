@@ -33,7 +33,7 @@ from .errors import ConfigError, HybridSearchError, InputError
 from .filters import parse_filter
 from .profiles import load_model_profile
 from .settings import LayeredSettings, parse_weights
-from .types import SearchResult
+from .types import Hit, SearchResult
 
 __all__ = ["app", "main"]
 
@@ -360,10 +360,21 @@ def _print_result(result: SearchResult, explain: bool) -> None:
             if hit.combined_score is not None and result.rerank_first_stage_weight:
                 scores.append(f"combined {hit.combined_score:.4f} (w={result.rerank_first_stage_weight:g})")
         console.print("   " + " | ".join(scores), highlight=False)
-        text = hit.text if explain else hit.text[:300] + ("…" if len(hit.text) > 300 else "")
-        console.print("   " + _highlight(text, hit.matched_terms), highlight=False)
+        console.print("   " + _highlight_passage(hit, whole=explain), highlight=False)
+        if hit.folded:
+            copies = ", ".join(copy.chunk_id for copy in hit.folded[:5]) + (", …" if len(hit.folded) > 5 else "")
+            console.print(f"   [dim]+{len(hit.folded)} duplicate{'s' if len(hit.folded) > 1 else ''} folded: {escape(copies)}[/]", highlight=False)
     timings = ", ".join(f"{k} {v:.1f}ms" for k, v in result.timings_ms.items())
     console.print(f"\nquery terms: {' '.join(result.query_terms) or '-'}\ntimings: {timings}", highlight=False)
+
+
+def _highlight_passage(hit: Hit, whole: bool) -> str:
+    """The hit's snippet (its whole text with ``whole``), matched terms in bold,
+    with an ellipsis where the snippet cuts the text."""
+    if whole or hit.snippet is None:
+        return _highlight(hit.text, hit.matched_terms)
+    snippet = hit.snippet
+    return ("…" if snippet.start > 0 else "") + _highlight(snippet.text, hit.matched_terms) + ("…" if snippet.end < len(hit.text) else "")
 
 
 def _highlight(text: str, terms: tuple[str, ...]) -> str:
@@ -405,6 +416,9 @@ def search(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
     explain: Annotated[bool, typer.Option(help="Show whole chunk texts.")] = False,
+    collapse: Annotated[
+        bool, typer.Option("--collapse/--no-collapse", help="Fold duplicate and near-duplicate hits into the best-ranked copy.")
+    ] = True,
 ) -> None:
     """Search a collection through any subset of paths, fused and optionally reranked."""
     try:
@@ -439,6 +453,7 @@ def search(
             rerank_top_n=rerank_top_n,
             min_rerank_score=min_rerank_score,
             rerank_first_stage_weight=rerank_first_stage_weight,
+            collapse=collapse,
         )
         result = engine.search(name, query, options)
     except HybridSearchError as error:

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import __version__
 from .analyzers import Analyzer
+from .collapse import collapse_duplicates
 from .config import (
     AnalyzerConfig,
     CollectionConfig,
@@ -32,8 +33,9 @@ from .filters import FilterCondition, compile_filters
 from .fusion import fuse, normalize_scores
 from .rerank import Reranker, load_reranker
 from .settings_store import SettingsStore
+from .snippets import best_passage
 from .store import MANIFEST_FORMAT, OUTPUT_FIELDS, SCHEMA_VERSION, MilvusStore, heading_path_from_row
-from .types import RETRIEVAL_PATHS, Chunk, CollectionInfo, Hit, IndexReport, PathScore, SearchResult
+from .types import RETRIEVAL_PATHS, Chunk, CollectionInfo, FoldedCopy, Hit, IndexReport, PathScore, SearchResult
 
 __all__ = ["Engine", "SearchOptions", "combine_rerank_scores", "order_reranked", "MAX_K", "MAX_DEPTH", "MAX_QUERY_CHARS"]
 
@@ -62,6 +64,9 @@ class SearchOptions:
     # Matched-term highlighting re-analyses each hit's text: most of a BM25
     # query's time at k=100. Off, hits carry no matched_terms.
     highlight: bool = True
+    # Fold duplicate and near-duplicate candidates into the best-ranked copy
+    # (hybrid_search/collapse.py says what counts as one); off, every copy is a hit.
+    collapse: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.k, int) or not 1 <= self.k <= MAX_K:
@@ -86,6 +91,8 @@ class SearchOptions:
             raise InputError(f"rerank_top_n must be from 1 to {MAX_DEPTH}; got {self.rerank_top_n!r}")
         if self.min_rerank_score is not None and not 0.0 <= self.min_rerank_score <= 1.0:
             raise InputError(f"min_rerank_score must lie in [0, 1]; got {self.min_rerank_score!r}")
+        if not isinstance(self.collapse, bool):
+            raise InputError(f"collapse must be true or false; got {self.collapse!r}")
         weight = self.rerank_first_stage_weight
         if weight is not None and (not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0):
             raise InputError(f"rerank_first_stage_weight must lie in [0, 1]; got {weight!r}")
@@ -593,10 +600,17 @@ class Engine:
                 ordered = reranked_head + fused[top_n:]
 
         query_term_set = set(query_terms)
+        folded: dict[str, list[tuple[str, float]]] = {}
+        if options.collapse:
+            t0 = time.perf_counter()
+            collapsed = collapse_duplicates(ordered, lambda cid: rows[cid]["text"], options.k)
+            ordered, folded = collapsed.kept, collapsed.folded
+            timings["collapse"] = (time.perf_counter() - t0) * 1000
         hits = []
         for rank, (cid, fused_score) in enumerate(ordered[: options.k], start=1):
             row = rows[cid]
             chunk = _chunk_from_row(row)
+            matched = opened.analyzer.matched_surfaces(chunk.text, query_term_set) if options.highlight else ()
             hits.append(
                 Hit(
                     rank=rank,
@@ -612,7 +626,9 @@ class Engine:
                     fused_score=float(fused_score),
                     rerank_score=rerank_scores.get(cid),
                     combined_score=combined_scores.get(cid),
-                    matched_terms=opened.analyzer.matched_surfaces(chunk.text, query_term_set) if options.highlight else (),
+                    matched_terms=matched,
+                    snippet=best_passage(chunk.text, matched),
+                    folded=tuple(_folded_copy(rows[copy], similarity) for copy, similarity in folded.get(cid, ())),
                 )
             )
         timings["total"] = (time.perf_counter() - started) * 1000
@@ -657,6 +673,11 @@ class Engine:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _folded_copy(row: Mapping[str, Any], similarity: float) -> FoldedCopy:
+    chunk = _chunk_from_row(row)
+    return FoldedCopy(chunk_id=chunk.id, doc_id=chunk.doc_id, source=chunk.source, page=chunk.page, similarity=similarity)
 
 
 def _chunk_from_row(row: Mapping[str, Any]) -> Chunk:

@@ -10,6 +10,8 @@ __all__ = [
     "RETRIEVAL_PATHS",
     "Chunk",
     "PathScore",
+    "Snippet",
+    "FoldedCopy",
     "Hit",
     "SearchResult",
     "IndexReport",
@@ -64,6 +66,34 @@ class PathScore:
     score: float
 
 
+@dataclass(frozen=True)
+class Snippet:
+    """The passage of a hit's text shown to a reader: ``text`` is
+    ``hit.text[start:end]``, chosen around the most query-term matches."""
+
+    text: str
+    start: int
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "start": self.start, "end": self.end}
+
+
+@dataclass(frozen=True)
+class FoldedCopy:
+    """A candidate folded into a better-ranked hit as its duplicate
+    (``similarity`` 1.0: the same words) or near-duplicate (word 3-gram Jaccard)."""
+
+    chunk_id: str
+    doc_id: str
+    source: str
+    page: int | None
+    similarity: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chunk_id": self.chunk_id, "doc_id": self.doc_id, "source": self.source, "page": self.page, "similarity": self.similarity}
+
+
 @dataclass
 class Hit:
     """A search result that explains itself."""
@@ -85,6 +115,11 @@ class Hit:
     # with the normalised fused score (equal to rerank_score when the first-stage
     # weight is 0). None when not reranked, and for hits past the reranked head.
     combined_score: float | None = None
+    # The passage around the most query-term matches (None when not computed).
+    snippet: Snippet | None = None
+    # Lower-ranked candidates with the same (or nearly the same) text, folded
+    # into this hit; empty when collapsing is off or nothing was folded.
+    folded: tuple[FoldedCopy, ...] = ()
 
     @property
     def score(self) -> float:
@@ -110,6 +145,8 @@ class Hit:
             "combined_score": self.combined_score,
             "score": self.score,
             "matched_terms": list(self.matched_terms),
+            "snippet": self.snippet.to_dict() if self.snippet is not None else None,
+            "folded": [copy.to_dict() for copy in self.folded],
         }
 
 

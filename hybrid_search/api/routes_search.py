@@ -87,6 +87,7 @@ def _options(request: SearchRequest, name: str, services: Services) -> SearchOpt
         rerank_top_n=request.rerank_top_n,
         min_rerank_score=request.min_rerank_score,
         rerank_first_stage_weight=request.rerank_first_stage_weight,
+        collapse=request.collapse,
     )
 
 
@@ -104,6 +105,8 @@ def _response(result: SearchResult, explain: bool) -> SearchResponse:
             "heading_path": list(hit.heading_path),
             "metadata": hit.metadata,
             "score": _finite(hit.score),
+            "snippet": hit.snippet.to_dict() if hit.snippet is not None else None,
+            "folded": [copy.to_dict() for copy in hit.folded],
         }
         if explain:
             item["paths"] = {p: {"rank": s.rank, "score": _finite(s.score)} for p, s in hit.paths.items()}

@@ -42,6 +42,7 @@ __all__ = [
     "ErrorBody",
     "ErrorResponse",
     "FilterSpec",
+    "FoldedOut",
     "FusionSpec",
     "HealthOut",
     "HitOut",
@@ -55,6 +56,7 @@ __all__ = [
     "SearchRequest",
     "SearchResponse",
     "SkippedOut",
+    "SnippetOut",
     "SparseSpec",
 ]
 
@@ -157,6 +159,9 @@ class SearchRequest(_Model):
         "0: rerank order, 1: fused order; default: the server's",
     )
     explain: bool = Field(False, description="add per-path ranks and scores, matched terms and timings to every hit")
+    collapse: bool = Field(
+        True, description="fold duplicate and near-duplicate hits into the best-ranked copy (listed in its `folded`)"
+    )
 
     @model_validator(mode="after")
     def _unique_paths(self) -> SearchRequest:
@@ -170,6 +175,20 @@ class PathScoreOut(BaseModel):
     score: float | None
 
 
+class SnippetOut(BaseModel):
+    text: str = Field(description="the passage around the most query-term matches: text[start:end]")
+    start: int
+    end: int
+
+
+class FoldedOut(BaseModel):
+    chunk_id: str
+    doc_id: str
+    source: str
+    page: int | None
+    similarity: float = Field(description="1.0: the same words; below: word 3-gram Jaccard similarity to this hit")
+
+
 class HitOut(BaseModel):
     rank: int
     chunk_id: str
@@ -181,6 +200,9 @@ class HitOut(BaseModel):
     heading_path: list[str]
     metadata: dict[str, Any]
     score: float | None
+    snippet: SnippetOut | None = None
+    folded: list[FoldedOut] = Field(default_factory=list, description="duplicates folded into this hit")
+    source_url: str | None = Field(None, description="where this server serves the source file (under a document root)")
     # explain=true only:
     paths: dict[str, PathScoreOut] | None = None
     fused_score: float | None = None

@@ -1,0 +1,133 @@
+"""Snippets: a hit's text and its matched terms in, the passage to show out.
+
+A chunk's first few hundred characters often start mid-sentence and miss the
+part that matched. The snippet is instead the window of at most
+``SNIPPET_CHARS`` characters holding the most query-term matches (distinct
+terms first, then occurrences), widened to start at a sentence start when one
+is near and cut back to a sentence end or a space, so it never begins or ends
+inside a word.
+
+Matches are the surface strings the collection's analyzer matched in this text
+(``Analyzer.matched_surfaces``), found again by exact search: the snippet and
+the highlighting agree on what matched, for every analyzer (stemming, Chinese).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from .types import Snippet
+
+__all__ = ["SNIPPET_CHARS", "best_passage", "match_spans"]
+
+#: Longest snippet, in characters (about three lines of a terminal or the page).
+SNIPPET_CHARS = 300
+
+# A sentence ends at . ! ? (or their CJK forms), closing quotes or brackets may
+# follow, then white space; a line break ends a line of a table or a heading.
+_SENTENCE_END = re.compile(r"[.!?](?:[\"'”’)\]]*)(?=\s)|[。！？]|\n")
+_WORD_CHARS = re.compile(r"^\w+$")
+
+
+def match_spans(text: str, surfaces: Sequence[str]) -> list[tuple[int, int, str]]:
+    """(start, end, casefolded surface) of every occurrence of the surfaces in
+    ``text``, longest surface first where they overlap; surfaces that are all
+    word characters only match as whole words."""
+    usable = sorted({s for s in surfaces if s.strip()}, key=len, reverse=True)
+    if not usable:
+        return []
+    parts = [rf"(?<!\w){re.escape(s)}(?!\w)" if _WORD_CHARS.match(s) else re.escape(s) for s in usable]
+    pattern = re.compile("|".join(parts))
+    return [(m.start(), m.end(), m.group().casefold()) for m in pattern.finditer(text)]
+
+
+def _sentence_starts(text: str) -> list[int]:
+    """Where sentences (or lines) begin: after each sentence end and its spaces,
+    and at 0 when the text does not open mid-sentence (lower case)."""
+    starts = []
+    first = next((ch for ch in text if ch.isalpha()), "")
+    if not first.islower():
+        starts.append(0)
+    for match in _SENTENCE_END.finditer(text):
+        position = match.end()
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position < len(text):
+            starts.append(position)
+    return starts
+
+
+def _best_window(spans: list[tuple[int, int, str]], width: int) -> tuple[int, int]:
+    """The run of matches spans[i..j] fitting in ``width`` characters with the
+    most distinct surfaces, then the most matches; the earliest on ties."""
+    best_key: tuple[int, int] | None = None
+    best = (0, 0)
+    j = 0
+    for i in range(len(spans)):
+        j = max(j, i)
+        while j + 1 < len(spans) and spans[j + 1][1] - spans[i][0] <= width:
+            j += 1
+        key = (len({s for _, _, s in spans[i : j + 1]}), j - i + 1)
+        if best_key is None or key > best_key:
+            best_key, best = key, (i, j)
+    return best
+
+
+def _trim(text: str, start: int, end: int) -> Snippet:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return Snippet(text=text[start:end], start=start, end=end)
+
+
+def best_passage(text: str, surfaces: Sequence[str], width: int = SNIPPET_CHARS) -> Snippet:
+    """The passage of ``text`` to show for a hit whose matched surface strings
+    are ``surfaces`` (the opening passage when nothing matched)."""
+    if width < 1:
+        raise ValueError(f"width must be >= 1; got {width!r}")
+    if len(text) <= width:
+        return _trim(text, 0, len(text))
+    spans = match_spans(text, surfaces)
+    starts = _sentence_starts(text)
+    if spans:
+        i, j = _best_window(spans, width)
+        first, last = spans[i][0], spans[j][1]
+        slack = width - (last - first)
+        # Open at the sentence holding the first match when it starts within the
+        # slack; otherwise give the match a third of the slack as lead-in.
+        opening = max((s for s in starts if s <= first), default=None)
+        if opening is not None and first - opening <= slack:
+            start = opening
+        else:
+            start = _word_start(text, max(0, first - slack // 3), first)
+        must_reach = last
+    else:
+        # Nothing matched (highlighting off, or a purely semantic hit): the
+        # first whole sentence, when the chunk opens mid-sentence.
+        start = next((s for s in starts if s <= width // 3), 0)
+        must_reach = start
+    end = min(len(text), start + width)
+    if end < len(text):
+        end = _cut_end(text, start, end, must_reach)
+    return _trim(text, start, end)
+
+
+def _word_start(text: str, position: int, limit: int) -> int:
+    """``position`` moved forward to the start of a word (not past ``limit``)."""
+    if position == 0 or text[position - 1].isspace():
+        return position
+    space = text.find(" ", position, limit)
+    return space + 1 if space != -1 else position
+
+
+def _cut_end(text: str, start: int, end: int, must_reach: int) -> int:
+    """Where to end a window that would end at ``end``: the last sentence end
+    after ``must_reach`` in the window's second half, else the last space."""
+    floor = max(must_reach, start + (end - start) // 2)
+    sentence_ends = [m.end() for m in _SENTENCE_END.finditer(text, floor, end)]
+    if sentence_ends:
+        return sentence_ends[-1]
+    space = text.rfind(" ", max(must_reach, start + 1), end)
+    return space if space != -1 else end

@@ -1,0 +1,90 @@
+"""Duplicate collapsing on hand-made candidate lists."""
+
+import pytest
+
+from hybrid_search.collapse import NEAR_DUPLICATE_JACCARD, collapse_duplicates, shingles
+
+pytestmark = pytest.mark.unit
+
+PARAGRAPH = (
+    "The standing trustee must keep a record of every receipt and disbursement, reconcile the bank "
+    "statements monthly and keep blank check stock in a locked cabinet with restricted access."
+)
+
+
+def _collapse(texts: dict[str, str], k: int, **kwargs):
+    ranked = [(cid, 1.0 / (i + 1)) for i, cid in enumerate(texts)]
+    return collapse_duplicates(ranked, texts.__getitem__, k, **kwargs)
+
+
+def test_exact_copies_fold_into_the_best_ranked_one():
+    texts = {"a#0": PARAGRAPH, "b#0": "Something else entirely about dogs.", "a#7": PARAGRAPH, "a#9": PARAGRAPH}
+    result = _collapse(texts, k=10)
+    assert [cid for cid, _ in result.kept] == ["a#0", "b#0"]
+    assert result.folded["a#0"] == [("a#7", 1.0), ("a#9", 1.0)]
+    assert result.folded["b#0"] == []
+    assert result.folded_count == 2
+
+
+def test_case_punctuation_and_spacing_do_not_make_a_copy_distinct():
+    variant = "  " + PARAGRAPH.upper().replace(",", " ;").replace(" ", "\n  ") + "!!"
+    result = _collapse({"x": PARAGRAPH, "y": variant}, k=5)
+    assert [cid for cid, _ in result.kept] == ["x"]
+    assert result.folded["x"] == [("y", 1.0)]
+
+
+def test_a_few_changed_words_fold_as_near_duplicate_with_their_similarity():
+    edited = PARAGRAPH.replace("monthly", "weekly")
+    result = _collapse({"x": PARAGRAPH, "y": edited}, k=5)
+    assert [cid for cid, _ in result.kept] == ["x"]
+    (copy, similarity), = result.folded["x"]
+    a, b = shingles(PARAGRAPH.lower().replace(",", "").rstrip(".").split()), shingles(edited.lower().replace(",", "").rstrip(".").split())
+    assert copy == "y" and similarity == pytest.approx(len(a & b) / len(a | b))
+    assert NEAR_DUPLICATE_JACCARD <= similarity < 1.0
+
+
+def test_overlapping_neighbours_are_not_duplicates():
+    words = [f"w{i}" for i in range(120)]
+    first, second = " ".join(words[:80]), " ".join(words[60:])  # 20 words of overlap
+    result = _collapse({"d#0": first, "d#1": second}, k=5)
+    assert [cid for cid, _ in result.kept] == ["d#0", "d#1"]
+    assert result.folded_count == 0
+
+
+def test_collapsing_fills_k_from_later_candidates_and_counts_copies_past_k():
+    texts = {"a": PARAGRAPH, "a2": PARAGRAPH, "b": "cats sit on mats", "b2": "Cats sit on mats.", "c": "dogs chase cats", "d": "milvus stores vectors", "a3": PARAGRAPH}
+    result = _collapse(texts, k=3)
+    # Three distinct hits although the top four hold only two distinct texts.
+    assert [cid for cid, _ in result.kept] == ["a", "b", "c"]
+    # "d" found no room, but the copy of "a" ranked after it is still counted.
+    assert result.folded["a"] == [("a2", 1.0), ("a3", 1.0)]
+    assert result.folded["b"] == [("b2", 1.0)]
+
+
+def test_scores_and_order_of_kept_hits_are_untouched():
+    ranked = [("p", 0.9), ("q", 0.5), ("r", 0.4)]
+    texts = {"p": "alpha beta gamma delta", "q": "alpha beta gamma delta", "r": "epsilon zeta eta"}
+    result = collapse_duplicates(ranked, texts.__getitem__, 10)
+    assert result.kept == [("p", 0.9), ("r", 0.4)]
+
+
+def test_a_copy_folds_into_the_most_similar_kept_hit():
+    base = " ".join(f"w{i}" for i in range(40))
+    near_base = base.replace("w20", "x20")  # one word off "base"
+    texts = {"first": near_base, "second": base, "copy": base}
+    # "second" is near "first" (and folds into it); "copy" equals "second"'s text
+    # but "second" was folded, so "copy" folds into "first" too.
+    result = _collapse(texts, k=5)
+    assert [cid for cid, _ in result.kept] == ["first"]
+    assert [cid for cid, _ in result.folded["first"]] == ["second", "copy"]
+
+
+def test_chinese_text_collapses_by_characters():
+    text = "向量数据库用于高效的相似度检索。"
+    result = _collapse({"z1": text, "z2": text.replace("。", "！"), "z3": "今天天气很好。"}, k=5)
+    assert [cid for cid, _ in result.kept] == ["z1", "z3"]
+
+
+def test_threshold_must_be_a_fraction():
+    with pytest.raises(ValueError):
+        _collapse({"a": "x"}, k=1, threshold=0.0)
