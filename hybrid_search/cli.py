@@ -28,7 +28,7 @@ from .config import (
     SparseEncoderConfig,
     StoreConfig,
 )
-from .engine import Engine, SearchOptions
+from .engine import Engine, SearchOptions, check_metadata_keys
 from .errors import ConfigError, HybridSearchError, InputError
 from .filters import parse_filter
 from .profiles import load_model_profile
@@ -131,6 +131,8 @@ def _fail(error: Exception) -> None:
 def _record_fields(paths: list[Path], id_field: str | None, text_field: str, title_field: str, metadata_fields: list[str] | None) -> tuple[str | None, tuple[str, ...]]:
     """Record id and metadata fields: as given, else read off the first record
     of the first JSONL file (id: _id, id or doc_id; metadata: other scalars)."""
+    for name in metadata_fields or ():
+        check_metadata_keys({name: None}, where="--metadata-field")
     if id_field is not None and metadata_fields:
         return id_field, tuple(metadata_fields)
     first: dict[str, Any] | None = None
@@ -150,7 +152,10 @@ def _record_fields(paths: list[Path], id_field: str | None, text_field: str, tit
         id_field = next((f for f in ("_id", "id", "doc_id") if f in first), None)
     if not metadata_fields:
         reserved = {text_field, title_field, id_field}
-        metadata_fields = [k for k, v in first.items() if k not in reserved and isinstance(v, (str, int, float, bool))]
+        # "_" keys are hybrid-search's own bookkeeping: such fields are not picked up on their own.
+        metadata_fields = [
+            k for k, v in first.items() if k not in reserved and not k.startswith("_") and isinstance(v, (str, int, float, bool))
+        ]
     return id_field, tuple(metadata_fields)
 
 
@@ -285,6 +290,7 @@ def index(
 
     try:
         name = _collection_name(collection)
+        record_id, record_metadata = _record_fields(paths, id_field, text_field, title_field, metadata_field)
         config = _new_collection_config(
             name, dense_model, dense_kind, query_prompt, document_prompt, sparse_model, sparse_kind, language, user_dict, no_dense, no_sparse
         )
@@ -296,7 +302,6 @@ def index(
         else:
             engine.create_collection(config)
             console.print(f"created collection [bold]{name}[/] at {engine.store_config.display_uri}")
-        record_id, record_metadata = _record_fields(paths, id_field, text_field, title_field, metadata_field)
         ingest_config = IngestConfig(
             read=ReadOptions(
                 max_file_bytes=int(max_file_mb * 1024 * 1024),
@@ -514,17 +519,22 @@ def collections_info(name: Annotated[str, typer.Argument()]) -> None:
 def collections_drop(
     name: Annotated[str, typer.Argument()],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    with_aliases: Annotated[bool, typer.Option("--with-aliases", help="Also drop the aliases that serve it (refused otherwise).")] = False,
 ) -> None:
-    """Drop a collection and everything in it."""
+    """Drop a collection and everything in it (an alias names the collection it serves)."""
     try:
         engine = _engine()
-        engine.store._require(name)
-        if not yes and not typer.confirm(f"drop collection {name!r} and all its chunks?"):
+        target = engine.resolve(name)
+        engine.store._require(target)
+        aliases = sorted(a for a, t in engine.list_aliases().items() if t == target)
+        what = f"collection {target!r}" + (f" (served by alias {', '.join(aliases)})" if aliases and with_aliases else "")
+        if not (aliases and not with_aliases) and not yes and not typer.confirm(f"drop {what} and all its chunks?"):
             raise typer.Exit(code=1)
-        engine.drop_collection(name)
+        dropped_aliases = engine.drop_collection(target, drop_aliases=with_aliases)
     except HybridSearchError as error:
         _fail(error)
-    console.print(f"dropped {name}")
+        return
+    console.print(f"dropped {target}" + (f" and alias {', '.join(dropped_aliases)}" if dropped_aliases else ""), highlight=False)
 
 
 @documents_app.command("list")

@@ -28,7 +28,7 @@ from .config import (
     to_plain,
 )
 from .encoders import EncoderSet, load_encoders
-from .errors import ConfigError, InputError, ManifestMismatchError, StoreError
+from .errors import CollectionInUseError, ConfigError, InputError, ManifestMismatchError, PromotionInProgressError, StoreError
 from .filters import FilterCondition, compile_filters
 from .fusion import fuse, normalize_scores
 from .rerank import Reranker, load_reranker
@@ -37,9 +37,24 @@ from .snippets import best_passage
 from .store import MANIFEST_FORMAT, OUTPUT_FIELDS, SCHEMA_VERSION, MilvusStore, heading_path_from_row
 from .types import RETRIEVAL_PATHS, Chunk, CollectionInfo, FoldedCopy, Hit, IndexReport, PathScore, SearchResult
 
-__all__ = ["Engine", "SearchOptions", "combine_rerank_scores", "order_reranked", "MAX_K", "MAX_DEPTH", "MAX_QUERY_CHARS"]
+__all__ = [
+    "Engine",
+    "SearchOptions",
+    "check_metadata_keys",
+    "combine_rerank_scores",
+    "order_reranked",
+    "MAX_K",
+    "MAX_DEPTH",
+    "MAX_QUERY_CHARS",
+    "RESERVED_METADATA_PREFIX",
+]
 
 MAX_K = 1000
+#: Metadata keys with this prefix are hybrid-search's own bookkeeping.
+RESERVED_METADATA_PREFIX = "_"
+EMBED_PREFIX_KEY = "_embed_prefix"  # embedded text = prefix + text
+EMBED_TEXT_KEY = "_embed_text"  # the embedded text, when it does not end with text
+WRITE_LOCK_SETTING = "write_lock"
 MAX_DEPTH = 16384  # Milvus's top-k ceiling
 MAX_QUERY_CHARS = 4096
 _MAX_FIELD_BYTES = 65535
@@ -150,6 +165,19 @@ def _config_from_manifest(name: str, manifest: dict[str, Any]) -> CollectionConf
         bm25_b=manifest["bm25"]["b"],
         description=manifest.get("description", ""),
     )
+
+
+def check_metadata_keys(metadata: Mapping[str, Any], *, where: str = "metadata") -> None:
+    """Refuse user metadata keys hybrid-search reserves for itself (or that
+    are not text), naming the key."""
+    for key in metadata:
+        if not isinstance(key, str) or not key:
+            raise InputError(f"{where}: metadata keys must be non-empty text; got {key!r}")
+        if key.startswith(RESERVED_METADATA_PREFIX):
+            raise InputError(
+                f"{where}: metadata key {key!r} starts with {RESERVED_METADATA_PREFIX!r}, which is reserved for "
+                "hybrid-search's own bookkeeping; rename the key"
+            )
 
 
 def combine_rerank_scores(
@@ -296,7 +324,45 @@ class Engine:
             self.store.set_alias(alias, collection)
         else:
             self.settings.put(alias, "alias", collection)
+        lock = self.write_lock(collection)
+        if lock is not None and lock.get("reason") == "replaced":
+            self.unlock_writes(collection)  # a rollback: the version served again takes writes again
         return previous
+
+    # --- write locks (promotion) ---------------------------------------------------------
+
+    def lock_writes(self, collection: str, lock: Mapping[str, Any]) -> None:
+        """Refuse writes to ``collection`` (``Engine.index``, ``delete_documents``)
+        with PromotionInProgressError until ``unlock_writes``. The lock lives
+        in the settings collection, so every process writing to the deployment
+        (CLI runs, API workers) sees it. ``lock``: {"reason": "promoting" or
+        "replaced", "alias": ..., "target": ...}."""
+        self.settings.put(collection, WRITE_LOCK_SETTING, dict(lock))
+
+    def unlock_writes(self, collection: str) -> None:
+        self.settings.delete(collection, WRITE_LOCK_SETTING)
+
+    def write_lock(self, collection: str) -> dict[str, Any] | None:
+        lock = self.settings.get(collection, WRITE_LOCK_SETTING)
+        return dict(lock) if lock else None
+
+    def check_writable(self, collection: str) -> None:
+        """Raise PromotionInProgressError if ``collection`` (a collection, not
+        an alias) takes no writes now."""
+        lock = self.write_lock(collection)
+        if lock is None:
+            return
+        alias, target = lock.get("alias"), lock.get("target")
+        if lock.get("reason") == "replaced":
+            raise PromotionInProgressError(
+                f"collection {collection!r} was promoted to {target!r} behind alias {alias!r} and is kept read-only "
+                f"(for rollback): write through the alias {alias!r}"
+            )
+        raise PromotionInProgressError(
+            f"collection {collection!r} is being promoted (alias {alias!r} will switch to {target!r}): writes are "
+            "refused until the promotion finishes; retry then, through the alias. An interrupted promotion is "
+            "finished by running it again"
+        )
 
     def resolve(self, name: str) -> str:
         """The collection a name refers to (itself, or the target of an alias)."""
@@ -357,11 +423,31 @@ class Engine:
         manifest["fusion"] = to_plain(opened.config.fusion)
         return CollectionInfo(name=name, chunks=self.store.count(name), manifest=manifest)
 
-    def drop_collection(self, name: str) -> None:
-        self.store.drop_collection(name)
-        self.settings.delete_all(name)
+    def drop_collection(self, name: str, *, drop_aliases: bool = False) -> list[str]:
+        """Drop a collection (``name`` may be an alias: the collection it serves).
+
+        A collection an alias points at is refused, the alias named, because
+        the alias would be left pointing at nothing; with ``drop_aliases`` the
+        aliases go too. Returns the aliases dropped."""
+        target = self.resolve(name)
+        self.store._require(target)
+        aliases = sorted(alias for alias, collection in self.list_aliases().items() if collection == target)
+        if aliases and not drop_aliases:
+            named = ", ".join(map(repr, aliases))
+            raise CollectionInUseError(
+                f"collection {target!r} is served by alias {named}: dropping it would leave the alias pointing at "
+                "nothing. Point the alias at another collection first, or drop both (CLI --with-aliases, "
+                "API ?drop_aliases=true)"
+            )
+        for alias in aliases:
+            if self.store.supports_aliases:
+                self.store.drop_alias(alias)
+            self.settings.delete_all(alias)
+        self.store.drop_collection(target)
+        self.settings.delete_all(target)
         with self._lock:
-            self._collections.pop(name, None)
+            self._collections.pop(target, None)
+        return aliases
 
     def set_fusion_defaults(self, name: str, fusion: FusionConfig) -> None:
         """Store tuned fusion defaults for a collection (used when a query names none)."""
@@ -424,13 +510,16 @@ class Engine:
                     raise InputError(f"chunk {chunk.id!r}: analysed text exceeds {_MAX_FIELD_BYTES} bytes; chunk it smaller")
                 rows.append(
                     MilvusStore.make_row(
-                        chunk,
+                        _stored_chunk(chunk),
                         bm25_texts[i],
                         dense[i] if dense is not None else None,
                         sparse[i] if sparse is not None else None,
                     )
                 )
             write_started = time.perf_counter()
+            # Checked right before each write, not once per call: a promotion
+            # that starts while a long job runs stops the job's next batch.
+            self.check_writable(name)
             self.store.upsert(name, rows)
             report.write_seconds += time.perf_counter() - write_started
             report.chunks_written += len(rows)
@@ -462,6 +551,10 @@ class Engine:
             raise InputError(f"chunk {chunk.id!r} has no text")
         if len(chunk.text.encode("utf-8")) > _MAX_FIELD_BYTES:
             raise InputError(f"chunk {chunk.id!r} text exceeds {_MAX_FIELD_BYTES} bytes; chunk it smaller")
+        check_metadata_keys(chunk.metadata, where=f"chunk {chunk.id!r}")
+        internal = [key for key in chunk.bookkeeping if not str(key).startswith(RESERVED_METADATA_PREFIX)]
+        if internal:
+            raise InputError(f"chunk {chunk.id!r}: bookkeeping keys must start with {RESERVED_METADATA_PREFIX!r}; got {internal[0]!r}")
 
     def _remove_stale_chunks(self, name: str, chunks_per_doc: Mapping[str, int]) -> int:
         by_count: dict[int, list[str]] = {}
@@ -483,6 +576,7 @@ class Engine:
         """Remove every chunk of the given documents; returns the chunks removed."""
         name = self.resolve(name)
         self._opened(name, with_encoders=False)
+        self.check_writable(name)
         removed = 0
         ids = list(dict.fromkeys(doc_ids))
         for start in range(0, len(ids), 512):
@@ -680,17 +774,40 @@ def _folded_copy(row: Mapping[str, Any], similarity: float) -> FoldedCopy:
     return FoldedCopy(chunk_id=chunk.id, doc_id=chunk.doc_id, source=chunk.source, page=chunk.page, similarity=similarity)
 
 
+def _stored_chunk(chunk: Chunk) -> Chunk:
+    """``chunk`` with its bookkeeping merged into the metadata Milvus stores,
+    including what rebuilds the exact text the encoders saw: the prefix before
+    ``text`` (title and heading path), so a later re-embedding (promotion of a
+    new model) embeds what the evaluated model embedded."""
+    extra = {k: v for k, v in chunk.bookkeeping.items() if k not in (EMBED_PREFIX_KEY, EMBED_TEXT_KEY)}
+    embedded = chunk.embed_text
+    if embedded is not None and embedded != chunk.text:
+        if chunk.text and embedded.endswith(chunk.text):
+            extra[EMBED_PREFIX_KEY] = embedded[: len(embedded) - len(chunk.text)]
+        else:
+            extra[EMBED_TEXT_KEY] = embedded
+    if not extra:
+        return chunk
+    return replace(chunk, metadata={**chunk.metadata, **extra})
+
+
 def _chunk_from_row(row: Mapping[str, Any]) -> Chunk:
     stored = dict(row.get("metadata") or {})
     char_start = stored.pop("_char_start", None)
     char_end = stored.pop("_char_end", None)
-    # Keys starting with "_" are bookkeeping (e.g. the ingest sync hashes).
-    metadata = {key: value for key, value in stored.items() if not key.startswith("_")}
+    # Keys starting with "_" are bookkeeping (e.g. the ingest sync hashes);
+    # user metadata cannot use them (refused on the way in).
+    metadata = {key: value for key, value in stored.items() if not key.startswith(RESERVED_METADATA_PREFIX)}
+    bookkeeping = {key: value for key, value in stored.items() if key.startswith(RESERVED_METADATA_PREFIX)}
+    text = row["text"]
+    embed_text = bookkeeping.get(EMBED_TEXT_KEY)
+    if embed_text is None and bookkeeping.get(EMBED_PREFIX_KEY) is not None:
+        embed_text = bookkeeping[EMBED_PREFIX_KEY] + text
     page = row.get("page", -1)
     return Chunk(
         doc_id=row["doc_id"],
         chunk_index=int(row["chunk_index"]),
-        text=row["text"],
+        text=text,
         title=row.get("title", ""),
         source=row.get("source", ""),
         page=None if page is None or page < 0 else int(page),
@@ -698,4 +815,6 @@ def _chunk_from_row(row: Mapping[str, Any]) -> Chunk:
         char_start=char_start,
         char_end=char_end,
         metadata=metadata,
+        embed_text=embed_text,
+        bookkeeping=bookkeeping,
     )

@@ -19,6 +19,8 @@ __all__ = [
     "FilterError",
     "InputError",
     "MissingDependencyError",
+    "CollectionInUseError",
+    "PromotionInProgressError",
 ]
 
 
@@ -56,6 +58,14 @@ class CollectionNotFoundError(StoreError):
 
 class CollectionExistsError(StoreError):
     """A collection of that name exists already."""
+
+
+class CollectionInUseError(InputError):
+    """The collection is what an alias serves: dropping it would leave the alias dangling."""
+
+
+class PromotionInProgressError(HybridSearchError):
+    """The collection is being promoted to a new version; writes wait until it is done."""
 
 
 class ManifestMismatchError(HybridSearchError):

@@ -25,6 +25,11 @@ def _key(collection: str, name: str) -> str:
     return f"{collection}/{name}"
 
 
+def _key_expression(collection: str, name: str) -> str:
+    escaped = _key(collection, name).replace("\\", "\\\\").replace('"', '\\"')
+    return f'key == "{escaped}"'
+
+
 class SettingsStore:
     def __init__(self, store: MilvusStore) -> None:
         self.store = store
@@ -60,8 +65,7 @@ class SettingsStore:
         if not self._ready and not self.store.has_collection(SETTINGS_COLLECTION):
             return None
         self._ensure()
-        key = _key(collection, name).replace("\\", "\\\\").replace('"', '\\"')
-        rows = self.store.query(SETTINGS_COLLECTION, f'key == "{key}"', ["value"])
+        rows = self.store.query(SETTINGS_COLLECTION, _key_expression(collection, name), ["value"])
         return json.loads(rows[0]["value"]) if rows else None
 
     def put(self, collection: str, name: str, value: Any) -> None:
@@ -70,6 +74,12 @@ class SettingsStore:
             SETTINGS_COLLECTION,
             [{"key": _key(collection, name), "collection": collection, "value": json.dumps(value), "unused": [0.0, 0.0]}],
         )
+
+    def delete(self, collection: str, name: str) -> None:
+        if not self._ready and not self.store.has_collection(SETTINGS_COLLECTION):
+            return
+        self._ensure()
+        self.store.delete_where(SETTINGS_COLLECTION, _key_expression(collection, name))
 
     def all_named(self, name: str) -> dict[str, Any]:
         """{collection: value} for every collection that has setting ``name``."""

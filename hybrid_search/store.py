@@ -361,6 +361,13 @@ class MilvusStore:
             except Exception as error:  # noqa: BLE001
                 raise _wrap(error, f"point alias {alias!r} at {collection!r}") from error
 
+    def drop_alias(self, alias: str) -> None:
+        with self._lock:
+            try:
+                self.client.drop_alias(alias, timeout=self.timeout_s)
+            except Exception as error:  # noqa: BLE001
+                raise _wrap(error, f"drop alias {alias!r}") from error
+
     def alias_target(self, alias: str) -> str | None:
         with self._lock:
             try:

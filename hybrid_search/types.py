@@ -35,6 +35,9 @@ class Chunk:
 
     ``embed_text`` is what the encoders see when it differs from ``text`` (for
     example the heading path prepended); ``text`` is what is stored and shown.
+    ``metadata`` is the user's (keys starting with ``_`` are refused);
+    ``bookkeeping`` is hybrid-search's own per-chunk state (keys start with ``_``,
+    e.g. the ingest sync hashes), stored alongside and never shown in hits.
     """
 
     doc_id: str
@@ -48,6 +51,7 @@ class Chunk:
     char_end: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     embed_text: str | None = None
+    bookkeeping: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

@@ -44,6 +44,7 @@ from .sync import (
     FILE_HASH_KEY,
     ROOT_KEY,
     SyncState,
+    chunking_tokenizer_name,
     document_sha256,
     file_sha256,
     pipeline_fingerprint,
@@ -173,8 +174,8 @@ def _prepare_chunks(chunks: list[Chunk], label: str, file_key: str, doc_sha: str
     return [
         replace(
             chunk,
-            metadata={
-                **chunk.metadata,
+            bookkeeping={
+                **chunk.bookkeeping,
                 ROOT_KEY: label,
                 FILE_HASH_KEY: file_key,
                 DOC_HASH_KEY: doc_sha,
@@ -205,7 +206,10 @@ def ingest(
     summary.files_seen = sum(len(r.files) for r in roots)
     progress.files_planned(summary.files_seen)
 
-    count_tokens, counter_name = token_counter_for(engine.encoders(collection))
+    encoders = engine.encoders(collection)
+    count_tokens, counter_name = token_counter_for(encoders)
+    tokenizer = getattr(encoders.dense or encoders.sparse, "tokenizer", None)
+    counter_name = chunking_tokenizer_name(engine, engine.resolve(collection), tokenizer, counter_name)
     fingerprint = pipeline_fingerprint(config.read, config.chunking, counter_name)
 
     for root in roots:
@@ -247,7 +251,7 @@ def _read_and_chunk(
             doc_sha = document_sha256(doc, fingerprint)
             unchanged = state.document_unchanged(doc.doc_id, doc_sha)
             documents.append((doc, doc_sha, None if unchanged else chunk_document(doc, config.chunking, count_tokens)))
-    except Exception as exc:  # noqa: BLE001 - a chunker bug loses one file, not the run
+    except Exception as exc:
         log.warning("chunking %s failed unexpectedly", result.source, exc_info=True)
         return _FileWork(
             result.source, file_key, [], [Skipped(result.source, "corrupt", f"chunking failed: {type(exc).__name__}: {exc}")], t1 - t0, 0.0
@@ -441,5 +445,6 @@ def _restamp(engine: Engine, collection: str, stamps: dict[str, tuple[str, int]]
                 | {"metadata": {**(row.get("metadata") or {}), FILE_HASH_KEY: file_key, FILE_DOCS_KEY: file_docs}}
             )
         for offset in range(0, len(rows), _RESTAMP_ROWS):
+            engine.check_writable(name)  # as Engine.index does: no writes while promoted
             engine.store.upsert(name, rows[offset : offset + _RESTAMP_ROWS])
     return len(doc_ids)

@@ -42,6 +42,9 @@ __all__ = [
     "file_sha256",
     "document_sha256",
     "pipeline_fingerprint",
+    "CHUNK_TOKENIZER_SETTING",
+    "tokenizer_identity",
+    "chunking_tokenizer_name",
 ]
 
 # A leading underscore marks bookkeeping: the engine keeps it out of hits.
@@ -57,6 +60,44 @@ CHUNKS_KEY = "_ingest_chunks"
 # every run.
 FILE_DOCS_KEY = "_ingest_file_docs"
 INGEST_KEYS = (ROOT_KEY, FILE_HASH_KEY, DOC_HASH_KEY, CHUNKS_KEY, FILE_DOCS_KEY)
+
+
+#: Per-collection setting: the token counter the chunks were cut with, by name
+#: and by what it does (see ``chunking_tokenizer_name``).
+CHUNK_TOKENIZER_SETTING = "chunk_tokenizer"
+
+
+def tokenizer_identity(tokenizer: Any) -> str | None:
+    """A digest of what a Hugging Face tokenizer does (normaliser, pre-tokenizer,
+    vocabulary), not where it was loaded from: a fine-tuned model saved with its
+    base's tokenizer counts tokens exactly as the base did."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        spec = json.loads(backend.to_str())
+        for transient in ("truncation", "padding"):  # per-call state, not behaviour
+            spec.pop(transient, None)
+    elif hasattr(tokenizer, "get_vocab"):
+        spec = {"class": type(tokenizer).__name__, "vocab": sorted(tokenizer.get_vocab().items())}
+    else:
+        return None
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def chunking_tokenizer_name(engine: Engine, collection: str, tokenizer: Any, counter_name: str) -> str:
+    """The token counter name that goes into the pipeline fingerprint.
+
+    A promoted version (training.promote) copies the rows and this record of
+    the collection it replaces; when its new model's tokenizer does exactly
+    what the old one did, the chunks are still the same and the old name is
+    kept, so the next sync run finds every file unchanged. Otherwise the new
+    name is recorded (and a changed tokenizer re-chunks, as it must)."""
+    identity = tokenizer_identity(tokenizer) if tokenizer is not None else None
+    recorded = engine.settings.get(collection, CHUNK_TOKENIZER_SETTING)
+    if identity is not None and isinstance(recorded, dict) and recorded.get("identity") == identity:
+        return str(recorded["name"])
+    if identity is not None and recorded != {"name": counter_name, "identity": identity}:
+        engine.settings.put(collection, CHUNK_TOKENIZER_SETTING, {"name": counter_name, "identity": identity})
+    return counter_name
 
 
 def file_sha256(path: Path) -> str:
@@ -193,8 +234,6 @@ class SyncState:
         rewritten = set(rewritten_sources)
         stale = []
         for doc_id, stored in self.documents.items():
-            if stored.source not in live_sources:
-                stale.append(doc_id)
-            elif stored.source in rewritten and doc_id not in live_doc_ids:
+            if stored.source not in live_sources or stored.source in rewritten and doc_id not in live_doc_ids:
                 stale.append(doc_id)
         return sorted(stale)

@@ -406,25 +406,34 @@ def promote_command(
     uri: Uri = None,
     token: Token = None,
     source: Annotated[Optional[str], typer.Option(help="Collection in service, for a first promotion.")] = None,
-    dense: Annotated[Optional[str], typer.Option(help="New dense model folder (sentence-transformers).")] = None,
-    sparse: Annotated[Optional[str], typer.Option(help="New sparse model folder (BGE-M3 style).")] = None,
-    evaluation: Annotated[Optional[Path], typer.Option(help="evaluation.json that must find the new model better.")] = None,
+    dense: Annotated[Optional[str], typer.Option(help="New dense model folder; served as the evaluation measured it (kind, prompts, max_length).")] = None,
+    sparse: Annotated[Optional[str], typer.Option(help="New sparse model folder; served as the evaluation measured it.")] = None,
+    dense_kind: Annotated[Optional[str], typer.Option(help="Override: sentence-transformers or bge-m3 (default: as evaluated, else sentence-transformers).")] = None,
+    sparse_kind: Annotated[Optional[str], typer.Option(help="Override: bge-m3 or splade (default: as evaluated, else bge-m3).")] = None,
+    query_prompt: Annotated[Optional[str], typer.Option(help="Override the dense query prompt (default: as evaluated).")] = None,
+    document_prompt: Annotated[Optional[str], typer.Option(help="Override the dense document prompt (default: as evaluated).")] = None,
+    evaluation: Annotated[Optional[Path], typer.Option(help="evaluation.json that must find the new configuration better.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Promote even if not better (or not evaluated).")] = False,
+    abort: Annotated[bool, typer.Option("--abort", help="Give up an unfinished promotion behind the alias (drops the half-built version).")] = False,
 ) -> None:
-    """Re-embed into a new versioned collection and switch the alias atomically."""
+    """Copy the served collection into a new version with the new model's vectors and switch the alias atomically.
+    An interrupted promotion is finished by running the same command again."""
     try:
-        from .promote import promote
+        from .promote import abort_promotion, promote, promoted_encoders
 
         with _engine(ctx, uri, token) as engine:
-            result = promote(
-                engine,
-                alias,
-                dense=_dense_config(dense, "sentence-transformers"),
-                sparse=_sparse_config(sparse, "bge-m3"),
-                evaluation=evaluation,
-                source=source,
-                force=force,
+            if abort:
+                dropped = abort_promotion(engine, alias)
+                typer.echo(json.dumps({"alias": alias, "aborted": dropped is not None, "dropped": dropped}, indent=2))
+                return
+            dense_config, sparse_config = promoted_encoders(
+                evaluation,
+                dense=dense,
+                sparse=sparse,
+                dense_overrides={"kind": dense_kind, "query_prompt": query_prompt, "document_prompt": document_prompt},
+                sparse_overrides={"kind": sparse_kind},
             )
+            result = promote(engine, alias, dense=dense_config, sparse=sparse_config, evaluation=evaluation, source=source, force=force)
         typer.echo(json.dumps(result.to_dict(), indent=2))
     except HybridSearchError as error:
         _fail(error)

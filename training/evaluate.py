@@ -183,8 +183,19 @@ def _collection_name(system: System, scope: str, language: str, chunk_ids: Seque
     return f"eval_{system.name.replace('-', '_')}_{hashlib.sha1(material.encode()).hexdigest()[:10]}"
 
 
+def _ranx() -> Any:
+    try:
+        import ranx
+    except ImportError as error:
+        from hybrid_search.errors import MissingDependencyError
+
+        raise MissingDependencyError("ranx", "train", "evaluating retrieval (nDCG, MRR, recall)") from error
+    return ranx
+
+
 def rank_metrics(queries: Sequence[EvalQuery], rankings: dict[str, list[str]], metrics: Sequence[str]) -> dict[str, float]:
-    from ranx import Qrels, Run, evaluate
+    ranx = _ranx()
+    Qrels, Run, evaluate = ranx.Qrels, ranx.Run, ranx.evaluate
 
     qrels = Qrels({q.query_id: dict(q.relevant) for q in queries})
     # Scores from ranks: ranx scores the engine's own order, ties included.
@@ -198,7 +209,8 @@ def rank_metrics(queries: Sequence[EvalQuery], rankings: dict[str, list[str]], m
 def per_query_metric(queries: Sequence[EvalQuery], rankings: dict[str, list[str]], metric: str) -> dict[str, float]:
     """One metric for every query (a query with no ranking scores 0), as
     ``rank_metrics`` averages it: the input of the paired significance test."""
-    from ranx import Qrels, Run, evaluate
+    ranx = _ranx()
+    Qrels, Run, evaluate = ranx.Qrels, ranx.Run, ranx.evaluate
 
     qrels = Qrels({q.query_id: dict(q.relevant) for q in queries})
     run = Run({qid: {cid: 1.0 / rank for rank, cid in enumerate(ids, start=1)} for qid, ids in rankings.items()})

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
     CollectionExistsError,
+    CollectionInUseError,
     CollectionNotFoundError,
     ConfigError,
     FilterError,
@@ -32,6 +33,7 @@ from ..errors import (
     ManifestMismatchError,
     MissingDependencyError,
     ModelLoadError,
+    PromotionInProgressError,
     StoreError,
     StoreUnavailableError,
 )
@@ -91,6 +93,8 @@ def status_for(error: HybridSearchError) -> tuple[int, str]:
     # Order matters: subclasses before their bases.
     table: list[tuple[type[HybridSearchError], int, str]] = [
         (FilterError, 422, "invalid_filter"),
+        (CollectionInUseError, 409, "collection_in_use"),
+        (PromotionInProgressError, 409, "promotion_in_progress"),
         (InputError, 422, "invalid_input"),
         (ConfigError, 422, "invalid_config"),
         (CollectionNotFoundError, 404, "collection_not_found"),

@@ -130,9 +130,13 @@ def collection_stats(
 
 
 @router.delete("/v1/collections/{name}", response_model=DroppedOut, responses=ERRORS, summary="Drop a collection")
-def drop_collection(name: CollectionName, services: Services = Depends(require_write)) -> DroppedOut:
+def drop_collection(
+    name: CollectionName,
+    drop_aliases: bool = Query(False, description="also drop the aliases that point at it (refused otherwise, 409)"),
+    services: Services = Depends(require_write),
+) -> DroppedOut:
     engine = services.engine()
     target = engine.resolve(name)
-    engine.drop_collection(target)
-    return DroppedOut(dropped=target)
+    aliases = engine.drop_collection(target, drop_aliases=drop_aliases)
+    return DroppedOut(dropped=target, aliases_dropped=aliases)
 

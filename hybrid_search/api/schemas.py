@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..engine import MAX_DEPTH, MAX_K, MAX_QUERY_CHARS
+from ..engine import MAX_DEPTH, MAX_K, MAX_QUERY_CHARS, check_metadata_keys
 from ..errors import FilterError
 from ..filters import FilterCondition, FilterOperator, compile_filters
 
@@ -295,6 +295,7 @@ class CollectionList(BaseModel):
 
 class DroppedOut(BaseModel):
     dropped: str
+    aliases_dropped: list[str] = Field(default_factory=list, description="aliases that pointed at it (drop_aliases=true)")
 
 
 # --- documents and jobs -------------------------------------------------------------------
@@ -315,6 +316,7 @@ class RecordIn(_Model):
             raise ValueError("text must hold more than whitespace")
         if len(self.id.encode("utf-8")) > 900:
             raise ValueError("id must be at most 900 bytes of UTF-8")
+        check_metadata_keys(self.metadata)  # "_" keys are the engine's own bookkeeping
         _check_json_value(self.metadata, depth=0)
         return self
 

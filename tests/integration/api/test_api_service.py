@@ -147,7 +147,7 @@ def test_collections_create_stats_list_drop(client, helpers, tiny_models):
     assert {"docs", "made"} <= set(names)
     stats = client.get("/v1/collections/docs", params={"documents": True}).json()
     assert stats["documents"] >= len(helpers.corpus) and stats["chunks"] >= len(helpers.corpus)
-    assert client.delete("/v1/collections/made").json() == {"dropped": "made"}
+    assert client.delete("/v1/collections/made").json() == {"dropped": "made", "aliases_dropped": []}
     helpers.assert_error(client.delete("/v1/collections/made"), 404, "collection_not_found")
     helpers.assert_error(client.get("/v1/collections/made"), 404)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hybrid_search.config import CollectionConfig, DenseEncoderConfig, RuntimeConfig, StoreConfig
+from hybrid_search.config import CollectionConfig, DenseEncoderConfig, RuntimeConfig, StoreConfig, to_plain
 from hybrid_search.engine import Engine, SearchOptions
 from hybrid_search.errors import InputError
 from hybrid_search.types import Chunk
@@ -25,9 +25,10 @@ TEXTS = [
 ]
 
 
-def _report(better: bool, dense_model: str) -> EvaluationReport:
+def _report(better: bool, dense_model: str, **dense: object) -> EvaluationReport:
+    evaluated = to_plain(DenseEncoderConfig(model=dense_model, kind="sentence-transformers", **dense))  # type: ignore[arg-type]
     return EvaluationReport(
-        config={"systems": [{"name": "base"}, {"name": "tuned", "dense": {"model": dense_model}, "sparse": None}]},
+        config={"systems": [{"name": "base"}, {"name": "tuned", "dense": evaluated, "sparse": None}]},
         queries=10,
         corpus_chunks=6,
         results={},
@@ -57,8 +58,11 @@ def test_promotion_gate_and_alias_switch(tiny_models, tmp_path: Path) -> None:  
             promote(engine, "kb", dense=new, evaluation=_report(False, new_model), progress=False)
         with pytest.raises(PromotionRefused, match="no evaluation"):
             promote(engine, "kb", dense=new, progress=False)
-        with pytest.raises(PromotionRefused, match="evaluate the model being promoted"):
+        with pytest.raises(PromotionRefused, match="model 'some/other-model' \\(evaluated\\) vs"):
             promote(engine, "kb", dense=new, evaluation=_report(True, "some/other-model"), progress=False)
+        # Same model, other prompt: not what was measured either.
+        with pytest.raises(PromotionRefused, match="query_prompt 'query: ' \\(evaluated\\) vs None"):
+            promote(engine, "kb", dense=new, evaluation=_report(True, new_model, query_prompt="query: "), progress=False)
         assert engine.resolve("kb") == "kb_v1" and engine.list_collections() == ["kb_v1"]
 
         result = promote(engine, "kb", dense=new, evaluation=_report(False, new_model), force=True, progress=False)
