@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hybrid_search import Engine
+from hybrid_search import Engine, SchemaVersionError
 from hybrid_search.config import (
     AnalyzerConfig,
     CollectionConfig,
@@ -118,11 +118,14 @@ def open_index(
     meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     if not rebuild and meta.get("complete") and engine.store.has_collection(collection):
         count = engine.store.count(collection)
-        if count == expected:
-            engine.open_collection(collection, expected=config)
-            log(f"[index] reusing {uri} ({count} chunks, key {key})")
-            return OpenedIndex(engine, collection, spec, uri, folder, meta, reused=True)
-        log(f"[index] {uri} holds {count} chunks, expected {expected}: rebuilding")
+        try:
+            if count == expected:
+                engine.open_collection(collection, expected=config)
+                log(f"[index] reusing {uri} ({count} chunks, key {key})")
+                return OpenedIndex(engine, collection, spec, uri, folder, meta, reused=True)
+            log(f"[index] {uri} holds {count} chunks, expected {expected}: rebuilding")
+        except SchemaVersionError:
+            log(f"[index] {uri} was written with an older storage schema: rebuilding")
     if engine.store.has_collection(collection):
         engine.drop_collection(collection)
     meta_path.unlink(missing_ok=True)

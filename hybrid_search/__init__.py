@@ -28,6 +28,7 @@ from .errors import (
     ManifestMismatchError,
     MissingDependencyError,
     ModelLoadError,
+    SchemaVersionError,
     StoreError,
     StoreUnavailableError,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "IndexReport",
     "InputError",
     "ManifestMismatchError",
+    "SchemaVersionError",
     "MissingDependencyError",
     "ModelLoadError",
     "PathScore",

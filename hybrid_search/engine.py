@@ -35,7 +35,17 @@ from .rerank import Reranker, load_reranker
 from .settings_store import SettingsStore
 from .snippets import best_passage
 from .store import MANIFEST_FORMAT, OUTPUT_FIELDS, SCHEMA_VERSION, MilvusStore, heading_path_from_row
-from .types import RETRIEVAL_PATHS, Chunk, CollectionInfo, FoldedCopy, Hit, IndexReport, PathScore, SearchResult
+from .types import (
+    RETRIEVAL_PATHS,
+    Chunk,
+    CollectionInfo,
+    FoldedCopy,
+    Hit,
+    IndexReport,
+    PathScore,
+    SearchResult,
+    doc_id_problem,
+)
 
 __all__ = [
     "Engine",
@@ -494,7 +504,7 @@ class Engine:
         report = IndexReport()
         started = time.perf_counter()
         chunks_per_doc: dict[str, int] = {}
-        batch: dict[str, Chunk] = {}
+        batch: dict[tuple[str, int], Chunk] = {}
 
         def flush() -> None:
             if not batch:
@@ -530,7 +540,7 @@ class Engine:
         for chunk in chunks:
             self._check_chunk(chunk)
             chunks_per_doc[chunk.doc_id] = max(chunks_per_doc.get(chunk.doc_id, 0), chunk.chunk_index + 1)
-            batch[chunk.id] = chunk  # a repeated id within one call: the last one wins
+            batch[(chunk.doc_id, chunk.chunk_index)] = chunk  # a repeated chunk within one call: the last one wins
             if len(batch) >= batch_size:
                 flush()
         flush()
@@ -543,8 +553,9 @@ class Engine:
     def _check_chunk(chunk: Chunk) -> None:
         if not isinstance(chunk, Chunk):
             raise InputError(f"index() takes Chunk objects; got {type(chunk).__name__}")
-        if not chunk.doc_id or len(chunk.doc_id.encode("utf-8")) > 900:
-            raise InputError(f"chunk doc_id must be 1 to 900 bytes; got {chunk.doc_id[:80]!r}")
+        problem = doc_id_problem(chunk.doc_id)
+        if problem is not None:
+            raise InputError(f"chunk doc_id {str(chunk.doc_id)[:80]!r} {problem}")
         if chunk.chunk_index < 0:
             raise InputError(f"chunk {chunk.id!r}: chunk_index must be >= 0")
         if not chunk.text.strip():
@@ -578,7 +589,7 @@ class Engine:
         self._opened(name, with_encoders=False)
         self.check_writable(name)
         removed = 0
-        ids = list(dict.fromkeys(doc_ids))
+        ids = [doc_id for doc_id in dict.fromkeys(doc_ids) if doc_id_problem(doc_id) is None]  # others were never indexed
         for start in range(0, len(ids), 512):
             removed += self.store.delete_where(name, compile_filters([FilterCondition("doc_id", "in", ids[start : start + 512])]))
         return removed
@@ -587,8 +598,12 @@ class Engine:
         """A document's chunks in order (empty if it is not indexed)."""
         name = self.resolve(name)
         self._opened(name, with_encoders=False)
-        rows = self.store.query(name, compile_filters([FilterCondition("doc_id", "==", doc_id)]), OUTPUT_FIELDS)
-        return sorted((_chunk_from_row(row) for row in rows), key=lambda c: c.chunk_index)
+        if doc_id_problem(doc_id) is not None:
+            return []  # no such id can have been indexed
+        # doc_id filters compile to the id's digest: any text is safe here.
+        rows = self.store.iterate(name, compile_filters([FilterCondition("doc_id", "==", doc_id)]), OUTPUT_FIELDS)
+        # A digest collision would need 2**64 documents; checking the id costs nothing.
+        return sorted((_chunk_from_row(row) for row in rows if row["doc_id"] == doc_id), key=lambda c: c.chunk_index)
 
     def list_documents(self, name: str, *, limit: int | None = None) -> list[tuple[str, int]]:
         """(doc_id, chunk count) for every document, sorted by doc_id."""

@@ -16,6 +16,7 @@ __all__ = [
     "CollectionNotFoundError",
     "CollectionExistsError",
     "ManifestMismatchError",
+    "SchemaVersionError",
     "FilterError",
     "InputError",
     "MissingDependencyError",
@@ -70,6 +71,11 @@ class PromotionInProgressError(HybridSearchError):
 
 class ManifestMismatchError(HybridSearchError):
     """A collection or artefact was built with a configuration other than the one given."""
+
+
+class SchemaVersionError(ManifestMismatchError):
+    """A collection was written with another storage schema version; the
+    message says how to move on (re-index, or drop and index again)."""
 
 
 class MissingDependencyError(HybridSearchError, ImportError):

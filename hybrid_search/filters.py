@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from .errors import FilterError
+from .types import doc_key_for
 
 __all__ = ["FilterCondition", "FilterOperator", "compile_filters", "parse_filter", "FILTERABLE_FIELDS"]
 
@@ -106,17 +107,48 @@ def _field_expression(field: str) -> tuple[str, type | None]:
     return f"metadata[{_string_literal(key)}]", None
 
 
+def _doc_key_condition(condition: FilterCondition) -> str:
+    """``doc_id`` (in)equality compiled against the digest of the id, the
+    field the store looks documents up by: any id text works, control
+    characters included, which no expression literal can carry."""
+    values = condition.value if condition.op in ("in", "not in") else [condition.value]
+    if not all(isinstance(v, str) for v in values):
+        raise FilterError(f"filter on 'doc_id' needs a string, got {condition.value!r}")
+    if any(len(v) > _MAX_VALUE_CHARS for v in values):
+        raise FilterError(f"filter value longer than {_MAX_VALUE_CHARS} characters")
+    keys = [f'"{doc_key_for(v)}"' if _encodable(v) else '""' for v in values]
+    if condition.op in ("in", "not in"):
+        return f"doc_key {condition.op} [{', '.join(keys)}]"
+    return f"doc_key {condition.op} {keys[0]}"
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False  # no stored id holds a lone surrogate: matches nothing
+    return True
+
+
+def _check_list(condition: FilterCondition) -> None:
+    values = condition.value
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise FilterError(f"filter {condition.op!r} on {condition.field!r} needs a list of values")
+    if not values:
+        raise FilterError(f"filter {condition.op!r} on {condition.field!r} needs at least one value")
+    if len(values) > _MAX_IN_VALUES:
+        raise FilterError(f"filter {condition.op!r} takes at most {_MAX_IN_VALUES} values")
+
+
 def _compile_one(condition: FilterCondition) -> str:
+    if condition.field == "doc_id" and condition.op in ("==", "!=", "in", "not in"):
+        if condition.op in ("in", "not in"):
+            _check_list(condition)
+        return _doc_key_condition(condition)
     target, expected = _field_expression(condition.field)
     if condition.op in ("in", "not in"):
-        values = condition.value
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-            raise FilterError(f"filter {condition.op!r} on {condition.field!r} needs a list of values")
-        if not values:
-            raise FilterError(f"filter {condition.op!r} on {condition.field!r} needs at least one value")
-        if len(values) > _MAX_IN_VALUES:
-            raise FilterError(f"filter {condition.op!r} takes at most {_MAX_IN_VALUES} values")
-        values = _uniform(list(values), condition.field)
+        _check_list(condition)
+        values = _uniform(list(condition.value), condition.field)
         rendered = ", ".join(_literal(v, expected, condition.field) for v in values)
         return f"{target} {condition.op} [{rendered}]"
     if condition.op == "like":

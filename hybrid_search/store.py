@@ -22,19 +22,27 @@ from .errors import (
     CollectionNotFoundError,
     ConfigError,
     ManifestMismatchError,
+    SchemaVersionError,
     StoreError,
     StoreUnavailableError,
 )
-from .types import RetrievalPath
+from .types import RetrievalPath, chunk_id_for, doc_key_for, primary_key_for
 
 __all__ = ["MilvusStore", "SCHEMA_VERSION", "validate_collection_name", "OUTPUT_FIELDS"]
 
-SCHEMA_VERSION = 1
+# 2: the primary key is a digest of (doc id, position) and documents are found
+# by a digest of their id (version 1 keyed rows by "doc_id#position", which
+# broke on ids holding quotes or backslashes).
+SCHEMA_VERSION = 2
 MANIFEST_FORMAT = "hybrid-search/collection"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 _MAX_TEXT = 65535
-_MAX_ID = 1024
+_MAX_KEY = 64
+_MAX_DOC_ID_BYTES = 16384  # MAX_DOC_ID_CHARS characters of up to 4 bytes
+# "id" is not stored: rows read through this class carry it, rebuilt from
+# doc_id and chunk_index (the chunk id users see, "doc_id#position").
 OUTPUT_FIELDS = ["id", "doc_id", "chunk_index", "text", "title", "source", "page", "heading", "metadata"]
+_PK = "pk"
 _HEADING_SEPARATOR = " > "
 
 
@@ -134,8 +142,9 @@ class MilvusStore:
             raise CollectionExistsError(f"collection {name!r} exists already")
         description = json.dumps(manifest, sort_keys=True, ensure_ascii=False)
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=description)
-        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=_MAX_ID)
-        schema.add_field("doc_id", DataType.VARCHAR, max_length=_MAX_ID)
+        schema.add_field(_PK, DataType.VARCHAR, is_primary=True, max_length=_MAX_KEY)
+        schema.add_field("doc_key", DataType.VARCHAR, max_length=_MAX_KEY)
+        schema.add_field("doc_id", DataType.VARCHAR, max_length=_MAX_DOC_ID_BYTES)
         schema.add_field("chunk_index", DataType.INT64)
         schema.add_field("text", DataType.VARCHAR, max_length=_MAX_TEXT)
         schema.add_field(
@@ -205,9 +214,11 @@ class MilvusStore:
         if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
             raise ManifestMismatchError(f"collection {name!r} was not created by hybrid-search (no manifest found)")
         if manifest.get("schema_version") != SCHEMA_VERSION:
-            raise ManifestMismatchError(
+            raise SchemaVersionError(
                 f"collection {name!r} has schema version {manifest.get('schema_version')}, this hybrid-search reads "
-                f"version {SCHEMA_VERSION}: re-index it into a new collection"
+                f"version {SCHEMA_VERSION} (version 2 stores document ids so that any text works as an id): re-index "
+                f"it into a new collection (`hybrid-search index ... --collection NEW`), or drop it with "
+                f"`hybrid-search collections drop {name}` and index again"
             )
         return manifest
 
@@ -234,7 +245,6 @@ class MilvusStore:
             metadata["_char_start"] = chunk.char_start
             metadata["_char_end"] = chunk.char_end
         row: dict[str, Any] = {
-            "id": chunk.id,
             "doc_id": chunk.doc_id,
             "chunk_index": chunk.chunk_index,
             "text": chunk.text,
@@ -254,6 +264,7 @@ class MilvusStore:
     def upsert(self, name: str, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
+        rows = [_keyed(row) for row in rows]
         with self._lock:
             try:
                 self.client.upsert(name, rows, timeout=self.timeout_s)
@@ -276,29 +287,47 @@ class MilvusStore:
     def query(self, name: str, expression: str, fields: Sequence[str], limit: int | None = None) -> list[dict[str, Any]]:
         with self._lock:
             try:
-                kwargs: dict[str, Any] = {"filter": expression, "output_fields": list(fields), "timeout": self.timeout_s}
+                kwargs: dict[str, Any] = {"filter": expression, "output_fields": _stored_fields(fields), "timeout": self.timeout_s}
                 if limit is not None:
                     kwargs["limit"] = limit
-                return list(self.client.query(name, **kwargs))
+                rows = list(self.client.query(name, **kwargs))
             except Exception as error:  # noqa: BLE001
                 raise _wrap(error, f"query {name!r}") from error
+        return [_with_chunk_id(row, fields) for row in rows]
 
     def iterate(self, name: str, expression: str, fields: Sequence[str], batch_size: int = 1000) -> Iterator[dict[str, Any]]:
-        """All rows matching ``expression`` in pages (no 16k query-window limit)."""
-        with self._lock:
-            try:
-                iterator = self.client.query_iterator(name, batch_size=batch_size, filter=expression, output_fields=list(fields))
-            except Exception as error:  # noqa: BLE001
-                raise _wrap(error, f"iterate over {name!r}") from error
-        try:
-            while True:
-                with self._lock:
-                    page = iterator.next()
-                if not page:
-                    break
-                yield from page
-        finally:
-            iterator.close()
+        """All chunk rows matching ``expression``, in pages ordered by primary key
+        (no 16k query-window limit).
+
+        Paging is done here over the digest primary key, whose alphabet needs no
+        escaping: pymilvus's ``query_iterator`` writes the last key it saw into
+        an expression unescaped."""
+        stored = _stored_fields(fields)
+        wanted = stored if _PK in stored else [*stored, _PK]
+        last: str | None = None
+        while True:
+            parts = [f"({expression})"] if expression else []
+            if last is not None:
+                parts.append(f'{_PK} > "{last}"')
+            with self._lock:
+                try:
+                    page = list(
+                        self.client.query(
+                            name, filter=" and ".join(parts), output_fields=wanted, limit=batch_size, timeout=self.timeout_s
+                        )
+                    )
+                except Exception as error:  # noqa: BLE001
+                    raise _wrap(error, f"iterate over {name!r}") from error
+            if not page:
+                return
+            page.sort(key=lambda row: row[_PK])
+            last = page[-1][_PK]
+            for row in page:
+                if _PK not in fields:
+                    row.pop(_PK, None)
+                yield _with_chunk_id(row, fields)
+            if len(page) < batch_size:
+                return
 
     def search(
         self,
@@ -312,6 +341,7 @@ class MilvusStore:
     ) -> list[list[tuple[dict[str, Any], float]]]:
         """One path's candidates for each query: ([(row, score)], best first)."""
         field = {"bm25": "bm25", "sparse": "sparse", "dense": "dense"}[path]
+        fields = _stored_fields([*output_fields, "id"])
         params: dict[str, Any] = {"metric_type": "BM25" if path == "bm25" else "IP", "params": {}}
         if path == "dense" and self.dense_index == "HNSW":
             params["params"] = {"ef": max(64, limit)}
@@ -325,13 +355,13 @@ class MilvusStore:
                     anns_field=field,
                     limit=limit,
                     filter=expression,
-                    output_fields=list(output_fields),
+                    output_fields=fields,
                     search_params=params,
                     timeout=self.timeout_s,
                 )
             except Exception as error:  # noqa: BLE001
                 raise _wrap(error, f"search {name!r} ({path})") from error
-        return [[(hit.get("entity", {}) | {"id": hit["id"]}, float(hit["distance"])) for hit in hits] for hits in results]
+        return [[(_with_chunk_id(dict(hit.get("entity", {})), ["id"]), float(hit["distance"])) for hit in hits] for hits in results]
 
     # --- aliases (servers only: Milvus Lite 2.5 does not implement them) ---------
 
@@ -392,6 +422,32 @@ class MilvusStore:
                 self.client.close()
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
+
+
+def _stored_fields(fields: Sequence[str]) -> list[str]:
+    """The stored fields to read for ``fields``: the chunk id is rebuilt from
+    doc_id and chunk_index, so asking for "id" reads those two."""
+    stored = [f for f in fields if f != "id"]
+    if "id" in fields:
+        stored += [f for f in ("doc_id", "chunk_index") if f not in stored]
+    return stored
+
+
+def _with_chunk_id(row: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+    if "id" in fields and "doc_id" in row and "chunk_index" in row:
+        row["id"] = chunk_id_for(row["doc_id"], int(row["chunk_index"]))
+    return row
+
+
+def _keyed(row: dict[str, Any]) -> dict[str, Any]:
+    """A chunk row as stored: keys derived from (doc_id, chunk_index), the chunk
+    id (read back, never stored) left out. Other rows pass unchanged."""
+    if "doc_id" not in row or "chunk_index" not in row:
+        return row
+    keyed = {f: v for f, v in row.items() if f != "id"}
+    keyed[_PK] = primary_key_for(row["doc_id"], int(row["chunk_index"]))
+    keyed["doc_key"] = doc_key_for(row["doc_id"])
+    return keyed
 
 
 def heading_path_from_row(value: str) -> tuple[str, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -17,16 +18,58 @@ __all__ = [
     "IndexReport",
     "CollectionInfo",
     "chunk_id_for",
+    "doc_key_for",
+    "primary_key_for",
+    "doc_id_problem",
+    "MAX_DOC_ID_CHARS",
 ]
 
 RetrievalPath = Literal["bm25", "sparse", "dense"]
 RETRIEVAL_PATHS: tuple[RetrievalPath, ...] = ("bm25", "sparse", "dense")
 
 
+# Document ids are any Unicode text up to this many characters (4 bytes each at
+# most in UTF-8, well inside the store's field).
+MAX_DOC_ID_CHARS = 4096
+
+
 def chunk_id_for(doc_id: str, chunk_index: int) -> str:
     """Stable chunk id: the same document and position always give the same id,
-    so indexing the same input twice overwrites instead of duplicating."""
+    so indexing the same input twice overwrites instead of duplicating. The part
+    after the last ``#`` is always the position, so any doc id (``#`` included)
+    maps to exactly one chunk id and back."""
     return f"{doc_id}#{chunk_index}"
+
+
+def doc_key_for(doc_id: str) -> str:
+    """A digest of the document id in a safe alphabet (hex). The store looks
+    documents up by it, so no user text ever has to be written into a Milvus
+    expression or reach Milvus Lite's SQL (quotes, backslashes, control
+    characters: none of them can be expressed safely there)."""
+    return hashlib.blake2b(doc_id.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def primary_key_for(doc_id: str, chunk_index: int) -> str:
+    """The store's primary key of a chunk: the document's digest and the zero-
+    padded position, so a document's chunks sort together and in order."""
+    return f"{doc_key_for(doc_id)}.{chunk_index:08d}"
+
+
+def doc_id_problem(doc_id: object) -> str | None:
+    """Why ``doc_id`` cannot be a document id (``None`` when it can): it must be
+    1 to MAX_DOC_ID_CHARS characters of valid Unicode (no lone surrogates) with
+    no NUL (the store keeps text as C strings)."""
+    if not isinstance(doc_id, str) or not doc_id:
+        return "must be a non-empty string"
+    if len(doc_id) > MAX_DOC_ID_CHARS:
+        return f"must be at most {MAX_DOC_ID_CHARS} characters (got {len(doc_id)})"
+    try:
+        doc_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (it holds a lone surrogate)"
+    if "\x00" in doc_id:
+        return "must not contain NUL characters"
+    return None
 
 
 @dataclass(frozen=True)

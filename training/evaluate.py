@@ -41,7 +41,7 @@ from hybrid_search.config import (
     SparseEncoderConfig,
     StoreConfig,
 )
-from hybrid_search.errors import ConfigError, InputError
+from hybrid_search.errors import ConfigError, InputError, SchemaVersionError
 
 from .data import EvalQuery, TrainingData
 from .runs import Device, check_choice, plain, write_json
@@ -331,7 +331,12 @@ def _evaluate_system(
             fusion=config.fusion or FusionConfig(),
             description=f"training evaluation: {system.name}",
         )
-        engine.create_collection(collection_config, exist_ok=True)
+        try:
+            engine.create_collection(collection_config, exist_ok=True)
+        except SchemaVersionError:
+            # An evaluation cache written by an older storage schema: rebuild it.
+            engine.drop_collection(name)
+            engine.create_collection(collection_config)
         if engine.store.count(name) != len(chunks):
             # Missing or partial (an interrupted run): index; ids are stable, so
             # writing again converges on one copy of each chunk.

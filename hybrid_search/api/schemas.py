@@ -25,6 +25,7 @@ from pydantic import (
 from ..engine import MAX_DEPTH, MAX_K, MAX_QUERY_CHARS, check_metadata_keys
 from ..errors import FilterError
 from ..filters import FilterCondition, FilterOperator, compile_filters
+from ..types import MAX_DOC_ID_CHARS
 
 __all__ = [
     "COLLECTION_NAME_PATTERN",
@@ -302,7 +303,7 @@ class DroppedOut(BaseModel):
 
 
 class RecordIn(_Model):
-    id: Annotated[str, Field(min_length=1, max_length=512), AfterValidator(_valid_unicode), AfterValidator(_no_nul)]
+    id: Annotated[str, Field(min_length=1, max_length=MAX_DOC_ID_CHARS), AfterValidator(_valid_unicode), AfterValidator(_no_nul)]
     text: Annotated[str, Field(min_length=1, max_length=4_000_000), AfterValidator(_valid_unicode), AfterValidator(_no_nul)]
     title: Annotated[str, Field(max_length=1024), AfterValidator(_valid_unicode), AfterValidator(_no_nul)] = ""
     source: Annotated[str, Field(max_length=1024), AfterValidator(_valid_unicode), AfterValidator(_no_nul)] = ""
@@ -314,8 +315,6 @@ class RecordIn(_Model):
     def _check(self) -> RecordIn:
         if not self.text.strip():
             raise ValueError("text must hold more than whitespace")
-        if len(self.id.encode("utf-8")) > 900:
-            raise ValueError("id must be at most 900 bytes of UTF-8")
         check_metadata_keys(self.metadata)  # "_" keys are the engine's own bookkeeping
         _check_json_value(self.metadata, depth=0)
         return self

@@ -196,7 +196,7 @@ def test_filter_values_cannot_alter_the_expression(client, value):
         ({"field": "metadata.n", "op": "==", "value": [1]}, 422),
         ({"field": "metadata.n", "op": "in", "value": []}, 422),
         ({"field": "page", "op": "==", "value": 2**70}, 422),
-        ({"field": "doc_id", "op": "==", "value": "line\nbreak"}, 422),
+        ({"field": "source", "op": "==", "value": "line\nbreak"}, 422),
         ({"field": "doc_id", "op": "==", "value": {"$ne": 1}}, 422),
         ({"field": "doc_id", "op": "==", "value": "x" * 5000}, 422),
     ],
@@ -204,6 +204,15 @@ def test_filter_values_cannot_alter_the_expression(client, value):
 def test_bad_filters_are_422(client, helpers, condition, status):
     error = helpers.assert_error(client.post(SEARCH, json={"query": "cat", "filters": [condition]}), status)
     assert error["field"].startswith("filters"), error
+
+
+def test_doc_id_equality_takes_any_text(client):
+    # doc_id ==/in compile to a digest of the id: control characters are fine there.
+    for op in ("==", "in"):
+        value = "line\nbreak\x01" if op == "==" else ["line\nbreak", "cats"]
+        response = client.post(SEARCH, json={"query": "cat", "filters": [{"field": "doc_id", "op": op, "value": value}], "paths": ["bm25"], "rerank": False})
+        assert response.status_code == 200, response.text
+        assert {h["doc_id"] for h in response.json()["hits"]} == (set() if op == "==" else {"cats"})
 
 
 def test_metadata_keys_are_escaped(client):
@@ -300,7 +309,7 @@ def test_record_limits(client, make_client, helpers):
     helpers.assert_error(client.post(docs, json={"records": [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]}), 422)
     helpers.assert_error(client.post(docs, json={"records": [{"id": "a", "text": "   "}]}), 422)
     helpers.assert_error(client.post(docs, json={"records": [{"id": "a\x00", "text": "x"}]}), 422, field="records.0.id")
-    helpers.assert_error(client.post(docs, json={"records": [{"id": "é" * 500, "text": "x"}]}), 422)
+    helpers.assert_error(client.post(docs, json={"records": [{"id": "é" * 4097, "text": "x"}]}), 422)
     helpers.assert_error(client.post(docs, json={"records": [{"id": "a", "text": "x" * 70000}], "chunk": False}), 422)
     nested: dict = {}
     inner = nested
@@ -318,7 +327,8 @@ def test_path_parameters(client, helpers):
     helpers.assert_error(client.post("/v1/collections/bad-name!/search", json={"query": "x"}), 422, field="name")
     helpers.assert_error(client.post("/v1/collections/" + "a" * 300 + "/search", json={"query": "x"}), 422)
     helpers.assert_error(client.get("/v1/collections/docs/documents/..%2F..%2Fetc%2Fpasswd"), 404, "document_not_found")
-    helpers.assert_error(client.get("/v1/collections/docs/documents/" + "d" * 1000), 422)
+    helpers.assert_error(client.get("/v1/collections/docs/documents/" + "d" * 1000), 404, "document_not_found")
+    helpers.assert_error(client.get("/v1/collections/docs/documents/" + "d" * 4097), 422)
     helpers.assert_error(client.get("/v1/collections/docs/documents", params={"limit": 0}), 422, field="limit")
 
 

@@ -22,6 +22,7 @@ from hybrid_search import (
     SparseEncoderConfig,
     StoreConfig,
 )
+from hybrid_search.store import SCHEMA_VERSION
 
 pytestmark = pytest.mark.integration
 
@@ -177,7 +178,7 @@ def test_a_fresh_engine_reads_the_manifest(m3_engine, tiny_models):
     config = fresh.open_collection("m3")
     assert config.dense.model == str(tiny_models.m3) and config.dense.kind == "bge-m3"
     info = fresh.collection_info("m3")
-    assert info.manifest["dense"]["dim"] == 32 and info.manifest["schema_version"] == 1
+    assert info.manifest["dense"]["dim"] == 32 and info.manifest["schema_version"] == SCHEMA_VERSION == 2
     assert fresh.search("m3", "cat", SearchOptions(k=1)).hits
 
 

@@ -50,9 +50,9 @@ def test_search_request_refuses(data):
     ['" or doc_id != "', "a\\", '\\" or true', "' or '1'='1", "%", "]) or ([", "😀", "\u202e"],
 )
 def test_filter_values_compile_to_one_escaped_literal(value):
-    expression = compile_filters([FilterSpec(field="doc_id", op="==", value=value).condition()])
-    assert expression.startswith('(doc_id == "') and expression.endswith('")')
-    inner = expression[len('(doc_id == "') : -2]
+    expression = compile_filters([FilterSpec(field="source", op="==", value=value).condition()])
+    assert expression.startswith('(source == "') and expression.endswith('")')
+    inner = expression[len('(source == "') : -2]
     # Every quote inside is escaped, so the literal cannot end early.
     i = 0
     while i < len(inner):
@@ -70,7 +70,7 @@ def test_filter_values_compile_to_one_escaped_literal(value):
         {"field": "doc_id", "op": "==", "value": ["x"]},
         {"field": "metadata.n", "op": "in", "value": [1, "a"]},
         {"field": "metadata.n", "op": "in", "value": [True, 1]},
-        {"field": "doc_id", "op": "==", "value": "a\nb"},
+        {"field": "source", "op": "==", "value": "a\nb"},
         {"field": "page", "op": "==", "value": "1"},
         {"field": "page", "op": "==", "value": 2.5},
         {"field": "text", "op": "==", "value": "x"},
@@ -93,7 +93,9 @@ def test_int_float_lists_become_floats():
 
 def test_records():
     assert RecordIn(id="a/b#1", text="hello", metadata={"k": [1, {"x": "y"}]}).id == "a/b#1"
-    for bad in ({"id": "a\x00", "text": "x"}, {"id": "é" * 500, "text": "x"}, {"id": "a", "text": "  "}, {"id": "a", "text": "x", "metadata": {"k": float("inf")}}, {"id": "", "text": "x"}):
+    for odd in ("o'brien \"q\" \\ #1\n\t", "😀" * 4096):
+        assert RecordIn(id=odd, text="x").id == odd
+    for bad in ({"id": "a\x00", "text": "x"}, {"id": "é" * 4097, "text": "x"}, {"id": "a", "text": "  "}, {"id": "a", "text": "x", "metadata": {"k": float("inf")}}, {"id": "", "text": "x"}):
         with pytest.raises(ValidationError):
             RecordIn(**bad)
     with pytest.raises(ValidationError, match="repeats"):

@@ -2,6 +2,7 @@ import pytest
 
 from hybrid_search.errors import FilterError
 from hybrid_search.filters import FilterCondition, compile_filters, parse_filter
+from hybrid_search.types import doc_key_for
 
 pytestmark = pytest.mark.unit
 
@@ -32,7 +33,19 @@ def test_compiles_typed_literals_and_ands_conditions():
     ],
 )
 def test_hostile_values_stay_inside_one_string_literal(value, literal):
-    assert compile_filters([FilterCondition("doc_id", "==", value)]) == f"(doc_id == {literal})"
+    assert compile_filters([FilterCondition("source", "==", value)]) == f"(source == {literal})"
+    assert compile_filters([FilterCondition("doc_id", "like", value)]) == f"(doc_id like {literal})"
+
+
+@pytest.mark.parametrize("op", ["==", "!=", "in", "not in"])
+def test_doc_id_equality_compiles_to_the_digest_of_any_text(op):
+    # Control characters have no escape in Milvus expressions; the digest needs none.
+    ids = ['" or doc_id != "', "new\nline\x01", "back\\"]
+    value = ids if op in ("in", "not in") else ids[0]
+    keys = [f'"{doc_key_for(i)}"' for i in (ids if op in ("in", "not in") else ids[:1])]
+    rendered = f"[{', '.join(keys)}]" if op in ("in", "not in") else keys[0]
+    assert compile_filters([FilterCondition("doc_id", op, value)]) == f"(doc_key {op} {rendered})"
+    assert all(len(k) == 34 and k.strip('"').isalnum() for k in keys)
 
 
 def test_metadata_keys_are_quoted_too():
@@ -48,7 +61,7 @@ def test_metadata_keys_are_quoted_too():
         (lambda: compile_filters([FilterCondition("doc_id", "==", 3)]), "string"),
         (lambda: compile_filters([FilterCondition("doc_id", "in", "abc")]), "list"),
         (lambda: compile_filters([FilterCondition("doc_id", "in", [])]), "at least one"),
-        (lambda: compile_filters([FilterCondition("doc_id", "==", "a\nb")]), "control"),
+        (lambda: compile_filters([FilterCondition("source", "==", "a\nb")]), "control"),
         (lambda: compile_filters([FilterCondition("metadata.x", "==", float("nan"))]), "finite"),
         (lambda: compile_filters([FilterCondition("metadata.x", "==", {"a": 1})]), "string, number or boolean"),
         (lambda: compile_filters([FilterCondition("page", "like", "3%")]), "numeric"),
