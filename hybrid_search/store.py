@@ -293,7 +293,7 @@ class MilvusStore:
                 rows = list(self.client.query(name, **kwargs))
             except Exception as error:  # noqa: BLE001
                 raise _wrap(error, f"query {name!r}") from error
-        return [_with_chunk_id(row, fields) for row in rows]
+        return [_with_chunk_id(row) for row in rows]
 
     def iterate(self, name: str, expression: str, fields: Sequence[str], batch_size: int = 1000) -> Iterator[dict[str, Any]]:
         """All chunk rows matching ``expression``, in pages ordered by primary key
@@ -325,7 +325,7 @@ class MilvusStore:
             for row in page:
                 if _PK not in fields:
                     row.pop(_PK, None)
-                yield _with_chunk_id(row, fields)
+                yield _with_chunk_id(row)
             if len(page) < batch_size:
                 return
 
@@ -361,7 +361,7 @@ class MilvusStore:
                 )
             except Exception as error:  # noqa: BLE001
                 raise _wrap(error, f"search {name!r} ({path})") from error
-        return [[(_with_chunk_id(dict(hit.get("entity", {})), ["id"]), float(hit["distance"])) for hit in hits] for hits in results]
+        return [[(_with_chunk_id(dict(hit.get("entity", {}))), float(hit["distance"])) for hit in hits] for hits in results]
 
     # --- aliases (servers only: Milvus Lite 2.5 does not implement them) ---------
 
@@ -433,8 +433,9 @@ def _stored_fields(fields: Sequence[str]) -> list[str]:
     return stored
 
 
-def _with_chunk_id(row: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
-    if "id" in fields and "doc_id" in row and "chunk_index" in row:
+def _with_chunk_id(row: dict[str, Any]) -> dict[str, Any]:
+    """Chunk rows carry their chunk id whenever they hold its two parts."""
+    if "doc_id" in row and "chunk_index" in row:
         row["id"] = chunk_id_for(row["doc_id"], int(row["chunk_index"]))
     return row
 
