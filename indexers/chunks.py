@@ -54,6 +54,11 @@ __all__ = [
 
 TokenCounter = Callable[[str], int]
 
+# No piece is longer than this many characters, whatever the token count says:
+# a tokenizer may count a long unbroken word as one token ([UNK]), and the store
+# holds at most 65,535 bytes of text per chunk (4 bytes per character at most).
+MAX_PIECE_CHARS = 16_000
+
 
 @dataclass(frozen=True)
 class ChunkingConfig:
@@ -276,14 +281,14 @@ class _Packer:
         for block, start, end in blocks:
             if block.kind == "table":
                 whole = _Atom(start, end, block.page, table=True)
-                if self._est([whole]) <= self.budget:
+                if self._within([whole]):
                     self._add_group([whole])
                 else:
                     self._emit()
                     self._split_table(block, start)
                 continue
             atoms = [_Atom(start + s, start + e, block.page) for s, e in sentence_spans(block.text)]
-            if atoms and self._est(atoms) <= self.budget:
+            if atoms and self._within(atoms):
                 self._add_group(atoms)
                 continue
             for atom in atoms:  # a block bigger than a chunk: sentence by sentence
@@ -301,18 +306,22 @@ class _Packer:
     def _est(self, atoms: list[_Atom], extra: int = 0) -> int:
         return extra + sum(self._atom_tokens(a) for a in atoms)
 
+    def _within(self, atoms: list[_Atom], extra: int = 0) -> bool:
+        """Fits by the token estimate and by MAX_PIECE_CHARS."""
+        return atoms[-1].end - atoms[0].start <= MAX_PIECE_CHARS and self._est(atoms, extra) <= self.budget
+
     def _exact(self, atoms: list[_Atom], prefix: str = "") -> int:
         return self.count(prefix + self.text[atoms[0].start : atoms[-1].end])
 
     def _add_group(self, atoms: list[_Atom]) -> None:
         """Append atoms that fit a chunk on their own: to the current chunk if
         there is room, else to a new one that opens with the overlap."""
-        if self.cur and self._est(self.cur + atoms) <= self.budget:
+        if self.cur and self._within(self.cur + atoms):
             self.cur.extend(atoms)
             return
         self._emit()
         tail = self._overlap_tail()
-        while tail and self._est(tail + atoms) > self.budget:
+        while tail and not self._within(tail + atoms):
             tail.pop(0)
         self.cur = tail + atoms
 
@@ -354,25 +363,55 @@ class _Packer:
             tail.insert(0, atom)
         return tail
 
+    def _longest_fit(self, start: int, end: int, budget: int, prefix: str) -> int:
+        """The end of the longest text from ``start`` (at most MAX_PIECE_CHARS,
+        at least one character) that fits ``budget`` with ``prefix``.
+
+        A window doubling from a few characters per token brackets the answer,
+        then interpolation on the token counts (alternating with bisection, so
+        it always converges) finds it. Each count covers about one part, so a
+        long unbroken text is cut in time linear in its length; counting the
+        whole remainder at every cut (as before) was quadratic."""
+        limit = min(end, start + MAX_PIECE_CHARS)
+        lo, lo_tokens = start, 0  # text[start:lo] fits
+        width = max(64, 2 * budget)
+        while True:
+            hi = min(limit, start + width)
+            hi_tokens = self.count(prefix + self.text[start:hi])
+            if hi_tokens > budget:
+                break
+            lo, lo_tokens = hi, hi_tokens
+            if hi == limit:
+                return limit
+            width *= 2
+        bisect = False
+        while hi - lo > 1:  # text[start:lo] fits, text[start:hi] does not
+            if bisect:
+                mid = (lo + hi) // 2
+            else:
+                mid = lo + int((hi - lo) * (budget + 0.5 - lo_tokens) / (hi_tokens - lo_tokens))
+                mid = min(max(mid, lo + 1), hi - 1)
+            tokens = self.count(prefix + self.text[start:mid])
+            if tokens <= budget:
+                lo, lo_tokens = mid, tokens
+            else:
+                hi, hi_tokens = mid, tokens
+            bisect = not bisect
+        return max(lo, start + 1)
+
     def _fit(self, atom: _Atom, budget: int, prefix: str = "") -> list[_Atom]:
-        """``atom`` cut into parts that each fit ``budget`` (with ``prefix``):
-        at the last whitespace that fits, else at the last character (CJK)."""
-        if self._atom_tokens(atom) + (self.count(prefix) if prefix else 0) <= budget:
+        """``atom`` cut into parts that each fit ``budget`` (with ``prefix``)
+        and MAX_PIECE_CHARS: at the last whitespace that fits, else at the last
+        character (CJK)."""
+        if atom.end - atom.start <= MAX_PIECE_CHARS and self._atom_tokens(atom) + (self.count(prefix) if prefix else 0) <= budget:
             return [atom]
         parts: list[_Atom] = []
         start, end = atom.start, atom.end
         while start < end:
-            if self.count(prefix + self.text[start:end]) <= budget:
+            cut = self._longest_fit(start, end, budget, prefix)
+            if cut == end:
                 parts.append(_Atom(start, end, atom.page, atom.table))
                 break
-            lo, hi = start + 1, end - 1  # the longest prefix that fits; at least one character
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                if self.count(prefix + self.text[start:mid]) <= budget:
-                    lo = mid
-                else:
-                    hi = mid - 1
-            cut = lo
             space = max(self.text.rfind(" ", start, cut + 1), self.text.rfind("\n", start, cut + 1))
             if space > start + (cut - start) // 2:  # do not split a word unless it is huge
                 cut = space
@@ -403,7 +442,7 @@ class _Packer:
         for row in rows:
             for part in self._fit(row, self.budget, repeat):
                 extra = header_tokens if prefix else 0
-                if not cur or self._est([*cur, part], extra) <= self.budget:
+                if not cur or self._within([*cur, part], extra):
                     cur.append(part)
                     continue
                 self._emit_checked(cur, prefix)

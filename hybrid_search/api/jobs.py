@@ -226,7 +226,15 @@ def _index_units(services: Services, collection: str, units: Iterable[list[Chunk
             continue
         if batch and len(batch) + len(chunks) > _BATCH_CHUNKS:
             flush()
-        batch.extend(chunks)
+        # A document larger than a batch goes in slices, the gate released
+        # between them. Each slice replaces the positions from its own on (the
+        # old version's later chunks go with the first), and the last slice
+        # leaves exactly the new document.
+        last = (len(chunks) - 1) // _BATCH_CHUNKS * _BATCH_CHUNKS
+        for offset in range(0, last, _BATCH_CHUNKS):
+            batch.extend(chunks[offset : offset + _BATCH_CHUNKS])
+            flush()
+        batch.extend(chunks[last:])
         docs_in_batch += 1
     flush()
 

@@ -9,6 +9,7 @@ import pytest
 
 from hybrid_search.errors import ConfigError
 from indexers.chunks import (
+    MAX_PIECE_CHARS,
     ChunkingConfig,
     chunk_document,
     embed_prefix,
@@ -343,3 +344,38 @@ def test_default_overlap_scales_with_the_budget():
 def test_chunking_config_is_validated(kwargs):
     with pytest.raises(ConfigError):
         ChunkingConfig(**kwargs)
+
+
+def _unbroken(chars: int, spaced: bool) -> Document:
+    unit = "lorem ipsum dolor sit amet " if spaced else "loremipsumdolorsitamet"
+    return make_doc(para((unit * (chars // len(unit) + 1))[:chars]))
+
+
+@pytest.mark.parametrize("spaced", [True, False], ids=["words-no-sentence-end", "no-whitespace"])
+def test_unbroken_text_is_chunked_in_linear_work(spaced):
+    # Work is measured as characters handed to the token counter (what costs
+    # time with a real tokenizer), as a ratio between two sizes of one text:
+    # linear work gives ~10x for 10x the text; counting the remainder at every
+    # cut (the old way) gave ~100x.
+    def work(chars: int) -> tuple[int, list]:
+        seen = [0]
+
+        def counting(text: str) -> int:
+            seen[0] += len(text)
+            return count(text)
+
+        chunks = chunk_document(_unbroken(chars, spaced), ChunkingConfig(max_tokens=64), counting)
+        return seen[0], chunks
+
+    base, base_chunks = work(100_000)
+    big, big_chunks = work(1_000_000)
+    assert big / base < 20, (base, big)
+    for chunks, chars in ((base_chunks, 100_000), (big_chunks, 1_000_000)):
+        assert all(count(c.text) <= 64 and len(c.text) <= MAX_PIECE_CHARS for c in chunks)
+        # nothing lost: the chunks cover the text up to the whitespace between them
+        assert "".join(c.text for c in chunks).replace(" ", "") == _unbroken(chars, spaced).blocks[0].text.replace(" ", "")
+
+
+def test_a_word_the_tokenizer_counts_as_one_token_is_still_cut_to_fit_the_store():
+    chunks = chunk_document(make_doc(para("x" * 50_000)), ChunkingConfig(max_tokens=64), count)
+    assert [len(c.text) for c in chunks] == [MAX_PIECE_CHARS] * 3 + [50_000 - 3 * MAX_PIECE_CHARS]
