@@ -235,6 +235,9 @@ class RuntimeConfig:
         return self.fp16 if self.fp16 is not None else self.resolved_device() == "cuda"
 
 
+_FLOAT32_MIN_NORMAL = 1.1754944e-38
+
+
 @dataclass(frozen=True)
 class CollectionConfig:
     """What a collection is built from. Recorded in the collection's manifest;
@@ -258,6 +261,9 @@ class CollectionConfig:
             raise ConfigError(f"CollectionConfig.bm25_k1 must lie in [0.01, 3]; got {self.bm25_k1!r}")
         if not 0.0 <= self.bm25_b <= 1.0:
             raise ConfigError(f"CollectionConfig.bm25_b must lie in [0, 1]; got {self.bm25_b!r}")
+        if 0.0 < self.bm25_b < _FLOAT32_MIN_NORMAL:
+            # Milvus reads index parameters as 32-bit floats and refuses what underflows.
+            raise ConfigError(f"CollectionConfig.bm25_b must be 0 or at least 1.2e-38 (a 32-bit float); got {self.bm25_b!r}")
 
     @property
     def paths(self) -> tuple[str, ...]:

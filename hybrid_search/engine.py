@@ -28,13 +28,26 @@ from .config import (
     to_plain,
 )
 from .encoders import EncoderSet, load_encoders
-from .errors import CollectionInUseError, ConfigError, InputError, ManifestMismatchError, PromotionInProgressError, StoreError
+from .errors import (
+    CollectionInUseError,
+    ConfigError,
+    InputError,
+    ManifestMismatchError,
+    PromotionInProgressError,
+    StoreError,
+)
 from .filters import FilterCondition, compile_filters
 from .fusion import fuse, normalize_scores
 from .rerank import Reranker, load_reranker
 from .settings_store import SettingsStore
 from .snippets import best_passage
-from .store import MANIFEST_FORMAT, OUTPUT_FIELDS, SCHEMA_VERSION, MilvusStore, heading_path_from_row
+from .store import (
+    MANIFEST_FORMAT,
+    OUTPUT_FIELDS,
+    SCHEMA_VERSION,
+    MilvusStore,
+    heading_path_from_row,
+)
 from .types import (
     RETRIEVAL_PATHS,
     Chunk,
@@ -291,9 +304,14 @@ class Engine:
         """Create a collection. With ``exist_ok``, an existing collection is opened
         instead, and refused if it was built with another encoder or analyzer."""
         if self.store.has_collection(config.name):
-            if not exist_ok:
-                from .errors import CollectionExistsError
+            from .errors import CollectionExistsError
 
+            if not self.store.is_complete(config.name):
+                raise CollectionExistsError(
+                    f"collection {config.name!r} exists but is incomplete (an earlier creation failed half-way): "
+                    "drop it and create it again"
+                )
+            if not exist_ok:
                 raise CollectionExistsError(f"collection {config.name!r} exists already (drop it first, or reuse it)")
             self.open_collection(config.name, expected=config)
             return self.collection_info(config.name)
@@ -424,7 +442,11 @@ class Engine:
         return opened
 
     def list_collections(self) -> list[str]:
-        return [name for name in self.store.list_collections() if not SettingsStore.is_internal(name)]
+        """Usable collections: a half-made one (no BM25 index) is left out; it
+        can still be dropped by name."""
+        return [
+            name for name in self.store.list_collections() if not SettingsStore.is_internal(name) and self.store.is_complete(name)
+        ]
 
     def collection_info(self, name: str) -> CollectionInfo:
         name = self.resolve(name)

@@ -183,7 +183,29 @@ class MilvusStore:
             try:
                 self.client.create_collection(name, schema=schema, index_params=index_params, timeout=self.timeout_s)
             except Exception as error:  # noqa: BLE001
+                # pymilvus creates, then indexes, then loads: a later step that
+                # fails leaves a collection that takes rows but cannot be searched.
+                self.discard(name)
                 raise _wrap(error, f"create collection {name!r}") from error
+
+    def discard(self, name: str) -> None:
+        """Drop what a failed creation left behind (best effort: the error that
+        made it fail is the one worth reporting)."""
+        with self._lock:
+            try:
+                if self.client.has_collection(name, timeout=self.timeout_s):
+                    self.client.drop_collection(name, timeout=self.timeout_s)
+            except Exception:  # noqa: BLE001, S110
+                pass
+
+    def is_complete(self, name: str) -> bool:
+        """Whether the collection has its BM25 index (a creation that failed
+        half-way, before this version cleaned up, left one without)."""
+        with self._lock:
+            try:
+                return "bm25" in self.client.list_indexes(name, timeout=self.timeout_s)
+            except Exception as error:  # noqa: BLE001
+                raise _wrap(error, f"list indexes of {name!r}") from error
 
     def drop_collection(self, name: str) -> None:
         self._require(name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Depends, Query
 
 from ..config import (
@@ -11,7 +13,7 @@ from ..config import (
     FusionConfig,
     SparseEncoderConfig,
 )
-from ..errors import CollectionNotFoundError
+from ..errors import CollectionNotFoundError, ManifestMismatchError
 from ..types import RETRIEVAL_PATHS
 from .errors import ApiError
 from .routes_search import ERRORS, CollectionName
@@ -19,6 +21,8 @@ from .schemas import CollectionList, CollectionOut, CreateCollectionRequest, Dro
 from .services import Services, require_read, require_write
 
 __all__ = ["router"]
+
+log = logging.getLogger("hybrid_search.api")
 
 router = APIRouter(tags=["collections"])
 
@@ -106,6 +110,8 @@ def list_collections(services: Services = Depends(require_read)) -> CollectionLi
             out.append(_collection_out(services, name))
         except CollectionNotFoundError:
             continue  # dropped between the listing and the look-up
+        except ManifestMismatchError as error:
+            log.warning("collection %r not listed: %s", name, error)  # another schema: not servable here
     return CollectionList(collections=out)
 
 

@@ -254,11 +254,17 @@ class AnalyzerSpec(_Model):
     stem: bool = True
 
 
+def _float32_readable(value: float) -> float:
+    if 0 < value < 1.1754944e-38:
+        raise ValueError("must be 0 or at least 1.2e-38 (Milvus reads it as a 32-bit float)")
+    return value
+
+
 class Bm25Spec(_Model):
     # Milvus accepts k1 in [0, 3] only, and refuses tiny values such as 1e-300
     # as "not a number" (both found by the fuzz test).
     k1: Annotated[float, Field(ge=0.01, le=3)] = 1.2
-    b: Annotated[float, Field(ge=0, le=1)] = 0.75
+    b: Annotated[float, Field(ge=0, le=1), AfterValidator(_float32_readable)] = 0.75
 
 
 class FusionSpec(_Model):
