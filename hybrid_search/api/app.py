@@ -25,6 +25,7 @@ from .routes_health import router as health_router
 from .routes_search import router as search_router
 from .services import Services
 from .settings import SETTINGS_ENV_VAR, ApiSettings, is_loopback
+from .sources import router as sources_router
 
 __all__ = ["create_app", "create_app_from_env"]
 
@@ -96,6 +97,7 @@ def create_app(settings: ApiSettings | None = None, engine: Engine | None = None
     app.include_router(search_router)
     app.include_router(collections_router)
     app.include_router(documents_router)
+    app.include_router(sources_router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -18,6 +18,8 @@ from .schemas import (
     SearchResponse,
 )
 from .services import Services, require_read
+from .settings import ApiSettings
+from .sources import source_url
 
 __all__ = ["router"]
 
@@ -91,7 +93,7 @@ def _options(request: SearchRequest, name: str, services: Services) -> SearchOpt
     )
 
 
-def _response(result: SearchResult, explain: bool) -> SearchResponse:
+def _response(result: SearchResult, explain: bool, settings: ApiSettings) -> SearchResponse:
     hits = []
     for hit in result.hits:
         item: dict[str, Any] = {
@@ -107,6 +109,7 @@ def _response(result: SearchResult, explain: bool) -> SearchResponse:
             "score": _finite(hit.score),
             "snippet": hit.snippet.to_dict() if hit.snippet is not None else None,
             "folded": [copy.to_dict() for copy in hit.folded],
+            "source_url": source_url(settings, hit.doc_id, hit.source, hit.page),
         }
         if explain:
             item["paths"] = {p: {"rank": s.rank, "score": _finite(s.score)} for p, s in hit.paths.items()}
@@ -147,4 +150,4 @@ def search(name: CollectionName, request: SearchRequest, services: Services = De
     with services.gate():
         result = engine.search(name, request.query, options)
     services.metrics.observe_search(result.collection, result.timings_ms)
-    return _response(result, request.explain)
+    return _response(result, request.explain, services.settings)

@@ -146,6 +146,97 @@
     return table;
   }
 
+  // The filter field: "FIELD OP VALUE" conditions separated by ";" (the CLI's
+  // --filter syntax; values are JSON when they parse), or plain words, which
+  // match inside the document id (its path). Fields are those of the API's filters.
+  const FILTER = /^\s*([A-Za-z_][\w.\-]*)\s*(==|!=|<=|>=|<|>|=|not in|in|like)\s*(.*?)\s*$/s;
+  const TEXT_FIELDS = ["doc_id", "source", "title", "heading"];
+  const FIELDS = TEXT_FIELDS.concat(["page", "chunk_index"]);
+
+  function filterValue(text) {
+    try { return JSON.parse(text); } catch (_) { return text; }
+  }
+
+  function parseFilters(text) {
+    const filters = [];
+    for (const part of text.split(";").map((p) => p.trim()).filter(Boolean)) {
+      const match = FILTER.exec(part);
+      if (!match || !(FIELDS.includes(match[1]) || match[1].startsWith("metadata."))) {
+        filters.push({ field: "doc_id", op: "like", value: "%" + part + "%" });
+        continue;
+      }
+      const field = match[1];
+      const op = match[2] === "=" ? "==" : match[2];
+      let value = filterValue(match[3]);
+      if ((op === "in" || op === "not in") && !Array.isArray(value)) {
+        value = match[3].split(",").map((v) => v.trim()).filter(Boolean).map(filterValue);
+      }
+      if (TEXT_FIELDS.includes(field) && typeof value !== "string" && !Array.isArray(value)) value = match[3];
+      filters.push({ field: field, op: op, value: value });
+    }
+    return filters;
+  }
+
+  // A link to the hit's source file. With an API key the browser cannot send
+  // it on a plain navigation, so the file is fetched with it and opened from
+  // memory (as plain text unless it is a PDF: never as a page of this site).
+  function sourceLink(hit, label) {
+    const link = document.createElement("a");
+    link.className = "source";
+    link.href = hit.source_url;
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.textContent = label;
+    link.title = "open the source document" + (hit.page ? " at page " + hit.page : "");
+    link.addEventListener("click", async (event) => {
+      if (!keyInput.value) return;
+      event.preventDefault();
+      const [url, anchor] = hit.source_url.split("#");
+      const response = await fetch(url, { headers: headers() });
+      if (!response.ok) { setStatus(await errorText(response), true); return; }
+      const isPdf = (response.headers.get("content-type") || "").startsWith("application/pdf");
+      const blob = new Blob([await response.arrayBuffer()], { type: isPdf ? "application/pdf" : "text/plain;charset=utf-8" });
+      window.open(URL.createObjectURL(blob) + (anchor ? "#" + anchor : ""), "_blank", "noopener");
+    });
+    return link;
+  }
+
+  function passage(hit) {
+    const p = document.createElement("p");
+    p.className = "text snippet";
+    const snippet = hit.snippet || { text: hit.text, start: 0, end: hit.text.length };
+    if (snippet.start > 0) p.append("… ");
+    p.appendChild(highlighted(snippet.text, hit.matched_terms));
+    if (snippet.end < hit.text.length) p.append(" …");
+    return p;
+  }
+
+  function foldedList(folded) {
+    const details = document.createElement("details");
+    details.className = "folded";
+    const summary = document.createElement("summary");
+    summary.textContent = "+" + folded.length + " duplicate" + (folded.length === 1 ? "" : "s") + " folded";
+    const list = document.createElement("ul");
+    for (const copy of folded) {
+      const item = document.createElement("li");
+      item.textContent = copy.chunk_id + (copy.page ? " · page " + copy.page : "") +
+        (copy.similarity < 1 ? " · " + Math.round(copy.similarity * 100) + "% alike" : " · same text");
+      list.appendChild(item);
+    }
+    details.append(summary, list);
+    return details;
+  }
+
+  function pathRanks(hit, paths) {
+    const span = document.createElement("span");
+    span.className = "ranks";
+    span.textContent = paths.map((p) => {
+      const s = hit.paths && hit.paths[p];
+      return p + " " + (s ? "#" + s.rank : "–");
+    }).join(" · ");
+    return span;
+  }
+
   function render(body) {
     results.replaceChildren();
     results.dataset.paths = body.paths.join(",");
@@ -154,24 +245,45 @@
       li.className = "hit";
       li.dataset.docId = hit.doc_id;
       li.dataset.chunkId = hit.chunk_id;
+      const head = document.createElement("div");
+      head.className = "hit-head";
       const title = document.createElement("h2");
       title.textContent = hit.rank + ". " + (hit.title || hit.doc_id);
-      const meta = document.createElement("div");
-      meta.className = "meta";
-      const where = [hit.doc_id];
-      if (hit.source && hit.source !== hit.doc_id) where.push(hit.source);
-      if (hit.page !== null && hit.page !== undefined) where.push("page " + hit.page);
-      if (hit.heading_path && hit.heading_path.length) where.push(hit.heading_path.join(" › "));
-      meta.textContent = where.join(" · ");
-      const text = document.createElement("p");
-      text.className = "text";
-      text.appendChild(highlighted(hit.text, hit.matched_terms));
-      li.append(title, meta, text, scoreTable(hit, body.paths, body.rerank_first_stage_weight));
+      // Where the hit is, once: its document (a link when the server serves
+      // the file), page and section.
+      const where = document.createElement("span");
+      where.className = "meta";
+      where.append(hit.source_url ? sourceLink(hit, hit.doc_id) : hit.doc_id);
+      const extra = [];
+      if (hit.page !== null && hit.page !== undefined) extra.push("page " + hit.page);
+      const section = (hit.heading_path || []).join(" › ");
+      if (section && section !== hit.title) extra.push(section);
+      if (extra.length) where.append(" · " + extra.join(" · "));
+      const score = document.createElement("span");
+      score.className = "score";
+      score.textContent = fmt(hit.score);
+      head.append(title, where, score);
+      const foot = document.createElement("div");
+      foot.className = "hit-foot";
+      foot.appendChild(pathRanks(hit, body.paths));
+      if (hit.folded && hit.folded.length) foot.appendChild(foldedList(hit.folded));
+      const explain = document.createElement("details");
+      explain.className = "explain";
+      const summary = document.createElement("summary");
+      summary.textContent = "scores and full text";
+      const full = document.createElement("p");
+      full.className = "full-text";
+      full.appendChild(highlighted(hit.text, hit.matched_terms));
+      explain.append(summary, scoreTable(hit, body.paths, body.rerank_first_stage_weight), full);
+      foot.appendChild(explain);
+      li.append(head, passage(hit), foot);
       results.appendChild(li);
     }
     const ms = body.timings_ms && body.timings_ms.total !== undefined ? Math.round(body.timings_ms.total) + " ms" : "";
+    const folded = body.hits.reduce((n, h) => n + ((h.folded && h.folded.length) || 0), 0);
     let summary = body.hits.length + " hit" + (body.hits.length === 1 ? "" : "s") + (ms ? " in " + ms : "") +
       " · paths: " + body.paths.join(", ") + " · fusion: " + body.fusion + (body.reranked ? " · reranked" : "");
+    if (folded) summary += " · " + folded + " duplicate" + (folded === 1 ? "" : "s") + " folded";
     if (!body.confident) summary += " · no confident result";
     setStatus(summary, false);
     results.dataset.state = "done";
@@ -187,6 +299,9 @@
     if (fusion) request.fusion = fusion;
     const rerank = $("rerank").value;
     if (rerank) request.rerank = rerank === "on";
+    request.collapse = $("collapse").checked;
+    const filters = parseFilters($("filter").value);
+    if (filters.length) request.filters = filters;
     const collection = collectionSelect.value;
     if (!collection) { setStatus("No collection to search.", true); return; }
     lastQuery = query;
@@ -215,7 +330,7 @@
 
   form.addEventListener("submit", (event) => { event.preventDefault(); search(); });
   // Changing an option re-runs the last query, so its effect shows at once.
-  for (const id of ["path-bm25", "path-sparse", "path-dense", "fusion", "rerank"]) {
+  for (const id of ["path-bm25", "path-sparse", "path-dense", "fusion", "rerank", "collapse"]) {
     $(id).addEventListener("change", () => { if (lastQuery) search(); });
   }
   collectionSelect.addEventListener("change", () => { applyCollectionPaths(); if (lastQuery) search(); });

@@ -4,6 +4,9 @@ models (built once per package), and apps over it with different settings."""
 from __future__ import annotations
 
 import json
+import shutil
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -172,3 +175,65 @@ def helpers():
         dumps = staticmethod(json.dumps)
 
     return Helpers
+
+
+# --- a real browser on the page (Debian's chromium + chromedriver, via selenium) -----------
+
+
+@pytest.fixture(scope="package")
+def serve_app() -> Callable[[Any], Iterator[str]]:
+    """A generator serving an app with uvicorn on loopback, in a thread of this
+    process: ``yield from serve_app(app)`` in a fixture yields its base URL."""
+
+    def serve(app: Any) -> Iterator[str]:
+        import uvicorn
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+        server.should_exit = True
+        thread.join(10)
+
+    return serve
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Any]:
+    """Headless chromium; the test skips where selenium, chromium or chromedriver is missing."""
+    pytest.importorskip("selenium", reason="the browser tests need selenium (pip install selenium)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromedriver = shutil.which("chromedriver")
+    if chromium is None or chromedriver is None:
+        pytest.skip("no chromium/chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,900",
+        "--hide-scrollbars",
+    ):
+        options.add_argument(flag)
+    try:
+        driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    except Exception as error:  # noqa: BLE001 - a browser that cannot start is an environment problem
+        pytest.skip(f"chromium could not be started: {error}")
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()

@@ -3,80 +3,22 @@ driven by selenium): type a query, see results, toggle a path, see them change."
 
 from __future__ import annotations
 
-import shutil
-import socket
-import threading
-import time
-from collections.abc import Iterator
-
 import pytest
-
-from hybrid_search.api import create_app
 
 pytestmark = pytest.mark.integration
 
 selenium = pytest.importorskip("selenium", reason="the browser test needs selenium (pip install selenium)")
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-if CHROMIUM is None or CHROMEDRIVER is None:
-    pytest.skip(
-        "no chromium/chromedriver on PATH (Debian: apt-get install chromium chromium-driver)", allow_module_level=True
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
-def live_server(api_engine, api_settings) -> Iterator[str]:
-    """The app served by uvicorn on loopback, in a thread of this process."""
-    import uvicorn
+def live_server(api_engine, api_settings, serve_app):
+    """The app over the shared engine, served on loopback."""
+    from hybrid_search.api import create_app
 
-    port = _free_port()
-    app = create_app(api_settings, engine=api_engine)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1200,900",
-    ):
-        options.add_argument(flag)
-    try:
-        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    except Exception as error:  # noqa: BLE001 - a browser that cannot start is an environment problem
-        pytest.skip(f"chromium could not be started: {error}")
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+    yield from serve_app(create_app(api_settings, engine=api_engine))
 
 
 def _results(driver) -> list[dict]:

@@ -50,3 +50,46 @@ def test_every_hit_has_a_snippet_within_its_text(client):
     for hit in hits:
         snippet = hit["snippet"]
         assert hit["text"][snippet["start"] : snippet["end"]] == snippet["text"] and snippet["text"]
+
+
+def test_hits_from_a_document_root_link_to_their_file_and_only_it_is_served(client, helpers, document_root):
+    job = helpers.wait_for_job(client, client.post("/v1/collections/docs/documents/paths", json={"root": "files", "paths": ["notes"]}).json())
+    assert job["state"] == "succeeded", job
+    try:
+        hits = client.post("/v1/collections/docs/search", json={"query": "alpha note gardens", "paths": ["bm25"], "rerank": False}).json()["hits"]
+        alpha = next(hit for hit in hits if hit["doc_id"] == "files/notes/alpha.md")
+        assert alpha["source_url"] == "/v1/sources/files/notes/alpha.md"
+        # Records sent as JSON have no file.
+        assert all(hit["source_url"] is None for hit in hits if not hit["doc_id"].startswith("files/"))
+
+        served = client.get(alpha["source_url"])
+        assert served.status_code == 200
+        assert served.text == (document_root / "notes" / "alpha.md").read_text(encoding="utf-8")
+        assert served.headers["content-type"].startswith("text/plain")
+        assert "sandbox" in served.headers["content-security-policy"]
+        assert served.headers["x-content-type-options"] == "nosniff"
+    finally:
+        for doc_id in ("files/notes/alpha.md", "files/notes/beta.txt"):
+            client.delete(f"/v1/collections/docs/documents/{doc_id}")
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("/v1/sources/files/%2E%2E/secret.txt", 403),
+        ("/v1/sources/files/notes/..%2F..%2Fsecret.txt", 403),
+        ("/v1/sources/files/%2Fetc%2Fpasswd", 403),
+        ("/v1/sources/files/link-out.txt", 403),
+        ("/v1/sources/files/notes/skip.bin", 403),
+        ("/v1/sources/elsewhere/notes/alpha.md", 403),
+        ("/v1/sources/files/notes/missing.md", 404),
+    ],
+)
+def test_source_route_refuses_paths_out_of_the_root(client, helpers, url, status):
+    helpers.assert_error(client.get(url), status)
+
+
+def test_source_route_needs_a_read_key_when_keys_are_set(make_client, helpers, document_root):
+    secured = make_client(read_api_keys=["r" * 24], document_roots={"files": document_root})
+    helpers.assert_error(secured.get("/v1/sources/files/notes/alpha.md"), 401)
+    assert secured.get("/v1/sources/files/notes/alpha.md", headers={"Authorization": "Bearer " + "r" * 24}).status_code == 200
