@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .config import DenseEncoderConfig, RuntimeConfig, SparseEncoderConfig
-from .errors import ModelLoadError
+from .errors import ModelKindError, ModelLoadError
 
 __all__ = [
     "SparseVector",
@@ -133,7 +133,7 @@ def _resolve_m3_folder(model: str) -> str:
             raise describe_load_failure("BGE-M3", model, error) from error
     missing = [name for name in ("sparse_linear.pt", "colbert_linear.pt") if not os.path.isfile(os.path.join(local, name))]
     if missing:
-        raise ModelLoadError(
+        raise ModelKindError(
             f"BGE-M3 model {model!r} at {local!r} has no trained {' and '.join(missing)}: its sparse head would be "
             "random. Use a real BGE-M3 checkpoint or train the head (`hybrid-search train sparse`), or use this "
             "model as kind 'sentence-transformers' for dense vectors only"

@@ -279,6 +279,7 @@ class Engine:
         self._encoder_cache: dict[tuple[Any, Any], EncoderSet] = {}
         self._reranker: Reranker | None = None
         self._lock = threading.RLock()
+        self._holding_rows: set[str] = set()  # collections seen with rows (see _search_path)
 
     # --- models --------------------------------------------------------------------
 
@@ -479,6 +480,7 @@ class Engine:
         self.settings.delete_all(target)
         with self._lock:
             self._collections.pop(target, None)
+            self._holding_rows.discard(target)
         return aliases
 
     def set_fusion_defaults(self, name: str, fusion: FusionConfig) -> None:
@@ -614,6 +616,7 @@ class Engine:
         ids = [doc_id for doc_id in dict.fromkeys(doc_ids) if doc_id_problem(doc_id) is None]  # others were never indexed
         for start in range(0, len(ids), 512):
             removed += self.store.delete_where(name, compile_filters([FilterCondition("doc_id", "in", ids[start : start + 512])]))
+        self._holding_rows.discard(name)
         return removed
 
     def get_document(self, name: str, doc_id: str) -> list[Chunk]:
@@ -777,6 +780,13 @@ class Engine:
         )
 
     def _search_path(self, name: str, path: str, data: Any, depth: int, expression: str) -> list[tuple[dict[str, Any], float]]:
+        if path == "bm25" and name not in self._holding_rows:
+            # Asking first keeps an empty collection's search from failing in
+            # Milvus (and pymilvus from logging the failure as an ERROR); once
+            # rows were seen, only a delete makes it worth asking again.
+            if self.store.count(name) == 0:
+                return []
+            self._holding_rows.add(name)
         try:
             return self.store.search(name, path, [data], limit=depth, expression=expression)[0]  # type: ignore[arg-type]
         except StoreError as error:

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "HybridSearchError",
     "ConfigError",
+    "ModelKindError",
     "ModelLoadError",
     "StoreError",
     "StoreUnavailableError",
@@ -43,6 +44,11 @@ class FilterError(InputError):
 
 class ModelLoadError(HybridSearchError):
     """A model could not be loaded; the message says what was tried."""
+
+
+class ModelKindError(ConfigError, ModelLoadError):
+    """The model loads, but is not of the kind named (a sentence-transformers
+    folder given as bge-m3): a configuration error, not an unavailable model."""
 
 
 class StoreError(HybridSearchError):

@@ -45,6 +45,7 @@ SkipReason = Literal[
     "no_text",  # parsed fine but holds no text (scanned PDF, empty record)
     "bad_record",  # a JSONL/CSV record that is not usable
     "duplicate_id",  # a record id already seen in the same file
+    "symlink_loop",  # a symlinked folder that leads back into a folder already walked
 ]
 
 TABLE_CELL_SEPARATOR = " | "
@@ -113,6 +114,14 @@ _BOMS = (
 # GB18030-only characters, and Big5 files from Windows are really cp950.
 _SUPERSET_CODEC = {"gb2312": "gb18030", "gbk": "gb18030", "big5": "cp950"}
 _ALLOWED_CONTROLS = set("\t\n\r\f\v")
+# Encodings documents are really written in (charset-normalizer's names): a
+# guess outside these is taken as "not text in any encoding we trust".
+_DOCUMENT_CODECS = {
+    "ascii", "utf_8", "gb18030", "gbk", "gb2312", "big5", "big5hkscs", "cp950", "shift_jis", "shift_jis_2004",
+    "cp932", "euc_jp", "euc_kr", "cp949", "iso2022_jp", "latin_1", "iso8859_15", "iso8859_2", "iso8859_5", "iso8859_7",
+    "iso8859_9", "cp1250", "cp1251", "cp1252", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258", "koi8_r",
+    "koi8_u", "cp874", "tis_620", "mac_roman",
+}
 
 
 def decode_text(data: bytes, encoding: str | None = None, *, source: str = "<bytes>") -> str:
@@ -152,6 +161,13 @@ def _detect_and_decode(data: bytes, source: str) -> str:
     best = from_bytes(data).best()
     if best is None:
         raise ReadError(source, "binary", "no text encoding fits these bytes")
+    if best.encoding.lower().replace("-", "_") not in _DOCUMENT_CODECS:
+        # A guess such as cp1006 or BOM-less UTF-16 for a few stray bytes in
+        # ASCII text is invalid UTF-8, not a document in that code page:
+        # indexing it would store garbled text.
+        raise ReadError(
+            source, "undecodable", f"not valid UTF-8, and no common text encoding fits (the closest guess, {best.encoding}, is not one)"
+        )
     detected = best.encoding.lower().replace("_", "-")
     for codec in (_SUPERSET_CODEC.get(detected.replace("-", "")), detected):
         if codec:

@@ -280,6 +280,9 @@ def _read(path: Path, options: ReadOptions, root: str | Path | None) -> tuple[li
     blocks = [b for b in blocks if b.text]
     if not blocks:
         raise ReadError(source, "no_text", "the file holds no extractable text")
+    if all(b.kind == "heading" for b in blocks):
+        # Headings open sections and hold no body: the file would give no chunks.
+        raise ReadError(source, "no_text", "the file holds only headings, no body text")
     doc = Document(
         doc_id=source,
         source=source,

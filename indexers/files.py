@@ -19,7 +19,14 @@ import pathspec
 
 from hybrid_search.errors import ConfigError, InputError
 
-from .documents import FORMAT_BY_SUFFIX, FileReadResult, ReadOptions, read_file, source_for
+from .documents import (
+    FORMAT_BY_SUFFIX,
+    FileReadResult,
+    ReadOptions,
+    Skipped,
+    read_file,
+    source_for,
+)
 
 __all__ = ["FileSelection", "find_files", "read_folder"]
 
@@ -57,9 +64,12 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") or name.startswith("~$")
 
 
-def find_files(root: str | Path, selection: FileSelection | None = None) -> list[Path]:
+def find_files(root: str | Path, selection: FileSelection | None = None, skipped: list[Skipped] | None = None) -> list[Path]:
     """Supported files under ``root`` (or ``root`` itself if it is a file),
-    sorted by relative path so every run sees them in the same order."""
+    sorted by relative path so every run sees them in the same order.
+
+    Following symlinks, a folder link that leads back into a folder already
+    walked (a loop) is not descended into; it is added to ``skipped``."""
     selection = selection or FileSelection()
     root = Path(root)
     if root.is_file():
@@ -70,15 +80,19 @@ def find_files(root: str | Path, selection: FileSelection | None = None) -> list
     exclude = pathspec.PathSpec.from_lines("gitignore", selection.exclude)
 
     found: list[tuple[str, Path]] = []
+    walked: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=selection.follow_symlinks):
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
+        walked.add(_identity(dirpath))
         # Prune in place so excluded folders are never descended into.
         dirnames[:] = [
             d
             for d in dirnames
             if not (selection.skip_hidden and _hidden(d)) and not exclude.match_file(f"{rel_dir}{d}/")
         ]
+        if selection.follow_symlinks:
+            dirnames[:] = [d for d in dirnames if not _loops(Path(dirpath) / d, walked, root, skipped)]
         for name in filenames:
             if selection.skip_hidden and _hidden(name):
                 continue
@@ -89,6 +103,27 @@ def find_files(root: str | Path, selection: FileSelection | None = None) -> list
                 found.append((source_for(Path(dirpath) / name, root), Path(dirpath) / name))
     found.sort(key=lambda item: item[0])
     return [p for _, p in found]
+
+
+def _identity(path: str | Path) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
+
+
+def _loops(path: Path, walked: set[tuple[int, int]], root: Path, skipped: list[Skipped] | None) -> bool:
+    """Whether the folder link ``path`` leads to a folder already walked (os.walk
+    would go round until the path is too long, silently)."""
+    if not path.is_symlink():
+        return False
+    try:
+        identity = _identity(path)
+    except OSError:
+        return False  # dangling: os.walk does not descend either
+    if identity not in walked:  # walking is top-down: every ancestor is in there
+        return False
+    if skipped is not None:
+        skipped.append(Skipped(source_for(path, root), "symlink_loop", f"links back to {os.path.realpath(path)}"))
+    return True
 
 
 def read_folder(

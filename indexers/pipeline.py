@@ -34,8 +34,22 @@ from hybrid_search.errors import ConfigError, InputError
 from hybrid_search.filters import FilterCondition, compile_filters
 from hybrid_search.types import Chunk
 
-from .chunks import ChunkingConfig, TokenCounter, chunk_document, hf_token_counter, whitespace_token_counter
-from .documents import RECORD_FORMATS, Document, ReadOptions, Skipped, document_format, read_file, source_for
+from .chunks import (
+    ChunkingConfig,
+    TokenCounter,
+    chunk_document,
+    hf_token_counter,
+    whitespace_token_counter,
+)
+from .documents import (
+    RECORD_FORMATS,
+    Document,
+    ReadOptions,
+    Skipped,
+    document_format,
+    read_file,
+    source_for,
+)
 from .files import FileSelection, find_files
 from .sync import (
     CHUNKS_KEY,
@@ -125,6 +139,7 @@ class _Root:
     label: str
     files: list[Path]
     single_file: bool
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 def _roots(paths: Sequence[Path], config: IngestConfig) -> list[_Root]:
@@ -137,9 +152,9 @@ def _roots(paths: Sequence[Path], config: IngestConfig) -> list[_Root]:
             # A BEIR-layout folder: its corpus is the document set.
             roots.append(_Root(path, path, config.root_label or path.resolve().name, [path / "corpus.jsonl"], True))
         elif path.is_dir():
-            roots.append(
-                _Root(path, path, config.root_label or path.resolve().name, find_files(path, config.selection), False)
-            )
+            loops: list[Skipped] = []
+            files = find_files(path, config.selection, loops)
+            roots.append(_Root(path, path, config.root_label or path.resolve().name, files, False, loops))
         else:
             if document_format(path) is None:
                 raise InputError(f"{path}: unsupported file type (supported: pdf, docx, html, md, txt, jsonl, csv)")
@@ -202,6 +217,7 @@ def ingest(
 
     t0 = time.perf_counter()
     roots = _roots(paths, config)
+    summary.skipped.extend(skip for root in roots for skip in root.skipped)
     summary.add_stage("scan", time.perf_counter() - t0)
     summary.files_seen = sum(len(r.files) for r in roots)
     progress.files_planned(summary.files_seen)

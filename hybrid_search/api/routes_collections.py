@@ -13,7 +13,7 @@ from ..config import (
     FusionConfig,
     SparseEncoderConfig,
 )
-from ..errors import CollectionNotFoundError, ManifestMismatchError
+from ..errors import CollectionNotFoundError, ManifestMismatchError, ModelKindError
 from ..types import RETRIEVAL_PATHS
 from .errors import ApiError
 from .routes_search import ERRORS, CollectionName
@@ -122,7 +122,11 @@ def create_collection(request: CreateCollectionRequest, services: Services = Dep
     config = _config(request, services)
     engine = services.engine()
     with services.gate():
-        engine.create_collection(config, exist_ok=request.exist_ok)
+        try:
+            engine.create_collection(config, exist_ok=request.exist_ok)
+        except ModelKindError as error:
+            kind = "dense.kind" if config.dense is not None and config.dense.kind == "bge-m3" else "sparse.kind"
+            raise ApiError.field_error(kind, str(error)) from error
     return _collection_out(services, config.name)
 
 

@@ -13,7 +13,7 @@ from .errors import ApiError
 from .metrics import CONTENT_TYPE_LATEST
 from .routes_search import ERRORS
 from .schemas import HealthOut, ReadyOut
-from .services import Services, get_services, require_read
+from .services import Services, get_services, holds_key, require_read
 
 __all__ = ["router"]
 
@@ -21,9 +21,10 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=HealthOut, summary="Liveness")
-def health() -> HealthOut:
-    """The process is up and answering. Touches nothing else."""
-    return HealthOut(status="ok", version=__version__, pid=os.getpid())
+def health(request: Request, services: Services = Depends(get_services)) -> HealthOut:
+    """The process is up and answering. Touches nothing else. The process id
+    is shown only to a caller with an API key when keys are configured."""
+    return HealthOut(status="ok", version=__version__, pid=os.getpid() if holds_key(request, services) else None)
 
 
 @router.get("/readyz", response_model=ReadyOut, responses={503: ERRORS[503]}, summary="Readiness")
@@ -33,11 +34,11 @@ def ready(request: Request, services: Services = Depends(get_services)) -> Ready
         raise ApiError(503, "starting", "the service is still starting (loading models)", headers={"Retry-After": "2"})
     engine = services.engine()
     names = engine.list_collections()  # a round trip: StoreUnavailableError -> 503
-    public = services.settings.auth_enabled
+    public = not holds_key(request, services)
     return ReadyOut(
         status="ready",
         collections=len(names),
-        pid=os.getpid(),
+        pid=None if public else os.getpid(),
         store=None if public else StoreConfig(uri=services.settings.store_uri).display_uri,
         models_loaded=None if public else list(services.models_loaded),
     )

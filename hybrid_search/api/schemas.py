@@ -436,13 +436,15 @@ class ErrorResponse(BaseModel):
 class HealthOut(BaseModel):
     status: Literal["ok"]
     version: str
-    pid: int
+    # Left out for callers without an API key when keys are configured.
+    pid: int | None = None
 
 
 class ReadyOut(BaseModel):
     status: Literal["ready"]
     collections: int
-    pid: int
-    # Left out when API keys are configured: readiness needs no key, paths are nobody's business.
+    # Left out for callers without an API key when keys are configured:
+    # readiness needs no key, process ids and paths are nobody's business.
+    pid: int | None = None
     store: str | None = None
     models_loaded: list[str] | None = None

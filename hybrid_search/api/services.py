@@ -234,6 +234,17 @@ def _check(request: Request, services: Services, scope: str) -> None:
     raise ApiError(401, "unauthorized", "the API key is not valid", headers={"WWW-Authenticate": "Bearer"})
 
 
+def holds_key(request: Request, services: Services) -> bool:
+    """Whether the caller may see operational details (process id, store,
+    models): always without API keys configured, else only with a valid key
+    (public reads do not count)."""
+    settings = services.settings
+    if not settings.auth_enabled:
+        return True
+    key = _presented_key(request)
+    return key is not None and (_matches(key, settings.write_api_keys) or _matches(key, settings.read_api_keys))
+
+
 def require_read(request: Request, services: Services = Depends(get_services)) -> Services:
     _check(request, services, "read")
     return services

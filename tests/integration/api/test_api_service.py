@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import pytest
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.integration
 def test_health_ready_docs_and_page(client):
     assert client.get("/healthz").json()["status"] == "ok"
     ready = client.get("/readyz").json()
-    assert ready["status"] == "ready" and ready["collections"] >= 1
+    assert ready["status"] == "ready" and ready["collections"] >= 1 and ready["pid"] == os.getpid()
     spec = client.get("/openapi.json").json()
     assert "/v1/collections/{name}/search" in spec["paths"]
     assert client.get("/docs").status_code == 200
@@ -295,6 +296,11 @@ def test_api_keys_and_scopes(make_client, helpers):
     # Liveness, readiness, docs and the page need no key.
     for url in ("/healthz", "/readyz", "/openapi.json", "/ui/"):
         assert secured.get(url).status_code == 200, url
+    # ... but the process id, store and models only show to a key holder
+    for url in ("/healthz", "/readyz"):
+        assert secured.get(url).json().get("pid") is None, url
+        assert secured.get(url, headers={"X-API-Key": READ_KEY}).json()["pid"] == os.getpid(), url
+    assert secured.get("/readyz").json().get("store") is None
     public = make_client(write_api_keys=[WRITE_KEY], public_read=True)
     assert public.post("/v1/collections/docs/search", json=search).status_code == 200
     helpers.assert_error(public.delete("/v1/collections/docs"), 401)
