@@ -12,10 +12,12 @@ client, on any machine, can check it is searching with compatible models.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 from .errors import (
     CollectionExistsError,
@@ -34,6 +36,8 @@ __all__ = ["MilvusStore", "SCHEMA_VERSION", "validate_collection_name", "OUTPUT_
 # by a digest of their id (version 1 keyed rows by "doc_id#position", which
 # broke on ids holding quotes or backslashes).
 SCHEMA_VERSION = 2
+log = logging.getLogger("hybrid_search.store")
+T = TypeVar("T")
 MANIFEST_FORMAT = "hybrid-search/collection"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 _MAX_TEXT = 65535
@@ -101,6 +105,11 @@ class MilvusStore:
             kwargs["db_name"] = db_name
         if self.is_lite:
             kwargs["grpc_options"] = LITE_GRPC_OPTIONS
+        self._client_kwargs = kwargs
+        # Milvus Lite supervision: restarts of the child process, and why the
+        # store cannot be brought back (None while it can).
+        self.restarts = 0
+        self.unrecoverable: str | None = None
         try:
             self.client = MilvusClient(**kwargs)
         except Exception as error:  # noqa: BLE001
@@ -108,22 +117,90 @@ class MilvusStore:
                 f"cannot open Milvus at {uri!r}: {error}. For Milvus Lite give a writable file path ending in .db; "
                 "for a server give http(s)://host:19530 and check it is running"
             ) from error
+        self._socket = self._lite_server_socket()
+
+    # --- supervision of the Milvus Lite child process ------------------------------
+
+    def _call(self, action: str, operation: Callable[[], T]) -> T:
+        """One client call under the lock. On Milvus Lite, a failure because the
+        child process serving the file died restarts it on the same file and
+        tries the call once more (every call here can be repeated safely:
+        reads, and writes keyed by primary key)."""
+        with self._lock:
+            try:
+                return operation()
+            except Exception as error:  # noqa: BLE001
+                if not self._revive():
+                    raise _wrap(error, action) from error
+            try:
+                return operation()
+            except Exception as error:  # noqa: BLE001
+                raise _wrap(error, action) from error
+
+    def _lite_server(self) -> Any:
+        if not self.is_lite:
+            return None
+        from milvus_lite.server_manager import server_manager_instance
+
+        return server_manager_instance._servers.get(str(Path(self.uri).absolute().resolve()))
+
+    def _lite_server_socket(self) -> str | None:
+        server = self._lite_server()
+        return server.uds_path if server is not None else None
+
+    def _revive(self) -> bool:
+        """Reconnect if the Milvus Lite child is dead (starting a new one on the
+        same file) or was replaced by another client of the file. Returns
+        whether it reconnected; raises StoreUnavailableError if it cannot."""
+        if not self.is_lite:
+            return False
+        from milvus_lite.server_manager import server_manager_instance
+        from pymilvus import MilvusClient
+
+        server = self._lite_server()
+        dead = server is None or server._p is None or server._p.poll() is not None
+        if not dead and server.uds_path == self._socket:
+            return False  # alive and ours: the failure was something else
+        if dead:
+            code = None if server is None or server._p is None else server._p.returncode
+            log.error("the Milvus Lite process serving %s is gone (exit status %s): starting a new one", self.uri, code)
+            if server is not None:
+                server_manager_instance.release_server(self.uri)
+            self.restarts += 1
+        try:
+            self.client.close()
+        except Exception:  # noqa: BLE001, S110 - the old channel is dead anyway
+            pass
+        try:
+            self.client = MilvusClient(**self._client_kwargs)
+        except Exception as error:  # noqa: BLE001
+            self.unrecoverable = f"Milvus Lite could not be restarted on {self.uri}: {error}"
+            raise StoreUnavailableError(self.unrecoverable) from error
+        self._socket = self._lite_server_socket()
+        self.unrecoverable = None
+        return True
+
+    def supervise(self) -> str | None:
+        """For a liveness probe: restart a dead Milvus Lite child now (not only
+        when the next request fails). Returns why the store cannot be brought
+        back, or None. Never waits long for a busy store."""
+        if not self.is_lite or not self._lock.acquire(timeout=2.0):
+            return self.unrecoverable
+        try:
+            self._revive()
+        except StoreUnavailableError:
+            pass
+        finally:
+            self._lock.release()
+        return self.unrecoverable
 
     # --- collections -------------------------------------------------------------
 
     def list_collections(self) -> list[str]:
-        with self._lock:
-            try:
-                return sorted(self.client.list_collections(timeout=self.timeout_s))
-            except Exception as error:  # noqa: BLE001
-                raise _wrap(error, "list collections") from error
+        return sorted(self._call("list collections", lambda: self.client.list_collections(timeout=self.timeout_s)))
 
     def has_collection(self, name: str) -> bool:
-        with self._lock:
-            try:
-                return bool(self.client.has_collection(name, timeout=self.timeout_s))
-            except Exception as error:  # noqa: BLE001
-                raise _wrap(error, f"check collection {name!r}") from error
+        return bool(self._call(f"check collection {name!r}", lambda: self.client.has_collection(name, timeout=self.timeout_s)))
 
     def create_collection(
         self,
@@ -179,14 +256,16 @@ class MilvusStore:
                 "AUTOINDEX": {},
             }[self.dense_index]
             index_params.add_index("dense", index_type=self.dense_index, metric_type="IP", params=dense_params)
-        with self._lock:
-            try:
-                self.client.create_collection(name, schema=schema, index_params=index_params, timeout=self.timeout_s)
-            except Exception as error:  # noqa: BLE001
-                # pymilvus creates, then indexes, then loads: a later step that
-                # fails leaves a collection that takes rows but cannot be searched.
-                self.discard(name)
-                raise _wrap(error, f"create collection {name!r}") from error
+        try:
+            self._call(
+                f"create collection {name!r}",
+                lambda: self.client.create_collection(name, schema=schema, index_params=index_params, timeout=self.timeout_s),
+            )
+        except StoreError:
+            # pymilvus creates, then indexes, then loads: a later step that
+            # fails leaves a collection that takes rows but cannot be searched.
+            self.discard(name)
+            raise
 
     def discard(self, name: str) -> None:
         """Drop what a failed creation left behind (best effort: the error that
@@ -201,19 +280,11 @@ class MilvusStore:
     def is_complete(self, name: str) -> bool:
         """Whether the collection has its BM25 index (a creation that failed
         half-way, before this version cleaned up, left one without)."""
-        with self._lock:
-            try:
-                return "bm25" in self.client.list_indexes(name, timeout=self.timeout_s)
-            except Exception as error:  # noqa: BLE001
-                raise _wrap(error, f"list indexes of {name!r}") from error
+        return "bm25" in self._call(f"list indexes of {name!r}", lambda: self.client.list_indexes(name, timeout=self.timeout_s))
 
     def drop_collection(self, name: str) -> None:
         self._require(name)
-        with self._lock:
-            try:
-                self.client.drop_collection(name, timeout=self.timeout_s)
-            except Exception as error:  # noqa: BLE001
-                raise _wrap(error, f"drop collection {name!r}") from error
+        self._call(f"drop collection {name!r}", lambda: self.client.drop_collection(name, timeout=self.timeout_s))
 
     def _require(self, name: str) -> None:
         validate_collection_name(name)
@@ -224,11 +295,9 @@ class MilvusStore:
 
     def manifest(self, name: str) -> dict[str, Any]:
         self._require(name)
-        with self._lock:
-            try:
-                description = self.client.describe_collection(name, timeout=self.timeout_s).get("description", "")
-            except Exception as error:  # noqa: BLE001
-                raise _wrap(error, f"describe collection {name!r}") from error
+        description = self._call(
+            f"describe collection {name!r}", lambda: self.client.describe_collection(name, timeout=self.timeout_s).get("description", "")
+        )
         try:
             manifest = json.loads(description)
         except (TypeError, json.JSONDecodeError):
@@ -246,11 +315,9 @@ class MilvusStore:
 
     def count(self, name: str) -> int:
         self._require(name)
-        with self._lock:
-            try:
-                rows = self.client.query(name, filter="", output_fields=["count(*)"], timeout=self.timeout_s)
-            except Exception as error:  # noqa: BLE001
-                raise _wrap(error, f"count rows of {name!r}") from error
+        rows = self._call(
+            f"count rows of {name!r}", lambda: self.client.query(name, filter="", output_fields=["count(*)"], timeout=self.timeout_s)
+        )
         return int(rows[0]["count(*)"]) if rows else 0
 
     # --- rows ----------------------------------------------------------------------
@@ -287,18 +354,11 @@ class MilvusStore:
         if not rows:
             return
         rows = [_keyed(row) for row in rows]
-        with self._lock:
-            try:
-                self.client.upsert(name, rows, timeout=self.timeout_s)
-            except Exception as error:  # noqa: BLE001
-                raise _wrap(error, f"write {len(rows)} chunks to {name!r}") from error
+        # An upsert by primary key can be repeated: retrying after a restart is safe.
+        self._call(f"write {len(rows)} chunks to {name!r}", lambda: self.client.upsert(name, rows, timeout=self.timeout_s))
 
     def delete_where(self, name: str, expression: str) -> int:
-        with self._lock:
-            try:
-                result = self.client.delete(name, filter=expression, timeout=self.timeout_s)
-            except Exception as error:  # noqa: BLE001
-                raise _wrap(error, f"delete from {name!r}") from error
+        result = self._call(f"delete from {name!r}", lambda: self.client.delete(name, filter=expression, timeout=self.timeout_s))
         # Milvus Lite answers with the deleted ids, a server with a count.
         if isinstance(result, list):
             return len(result)
@@ -307,14 +367,10 @@ class MilvusStore:
         return int(getattr(result, "delete_count", 0) or 0)
 
     def query(self, name: str, expression: str, fields: Sequence[str], limit: int | None = None) -> list[dict[str, Any]]:
-        with self._lock:
-            try:
-                kwargs: dict[str, Any] = {"filter": expression, "output_fields": _stored_fields(fields), "timeout": self.timeout_s}
-                if limit is not None:
-                    kwargs["limit"] = limit
-                rows = list(self.client.query(name, **kwargs))
-            except Exception as error:  # noqa: BLE001
-                raise _wrap(error, f"query {name!r}") from error
+        kwargs: dict[str, Any] = {"filter": expression, "output_fields": _stored_fields(fields), "timeout": self.timeout_s}
+        if limit is not None:
+            kwargs["limit"] = limit
+        rows = list(self._call(f"query {name!r}", lambda: self.client.query(name, **kwargs)))
         return [_with_chunk_id(row) for row in rows]
 
     def iterate(self, name: str, expression: str, fields: Sequence[str], batch_size: int = 1000) -> Iterator[dict[str, Any]]:
@@ -331,15 +387,15 @@ class MilvusStore:
             parts = [f"({expression})"] if expression else []
             if last is not None:
                 parts.append(f'{_PK} > "{last}"')
-            with self._lock:
-                try:
-                    page = list(
-                        self.client.query(
-                            name, filter=" and ".join(parts), output_fields=wanted, limit=batch_size, timeout=self.timeout_s
-                        )
-                    )
-                except Exception as error:  # noqa: BLE001
-                    raise _wrap(error, f"iterate over {name!r}") from error
+            expression_now = " and ".join(parts)
+            page = list(
+                self._call(
+                    f"iterate over {name!r}",
+                    lambda page_filter=expression_now: self.client.query(
+                        name, filter=page_filter, output_fields=wanted, limit=batch_size, timeout=self.timeout_s
+                    ),
+                )
+            )
             if not page:
                 return
             page.sort(key=lambda row: row[_PK])
@@ -369,20 +425,19 @@ class MilvusStore:
             params["params"] = {"ef": max(64, limit)}
         elif path == "dense" and self.dense_index == "IVF_FLAT":
             params["params"] = {"nprobe": 64}
-        with self._lock:
-            try:
-                results = self.client.search(
-                    name,
-                    data=queries,
-                    anns_field=field,
-                    limit=limit,
-                    filter=expression,
-                    output_fields=fields,
-                    search_params=params,
-                    timeout=self.timeout_s,
-                )
-            except Exception as error:  # noqa: BLE001
-                raise _wrap(error, f"search {name!r} ({path})") from error
+        results = self._call(
+            f"search {name!r} ({path})",
+            lambda: self.client.search(
+                name,
+                data=queries,
+                anns_field=field,
+                limit=limit,
+                filter=expression,
+                output_fields=fields,
+                search_params=params,
+                timeout=self.timeout_s,
+            ),
+        )
         return [[(_with_chunk_id(dict(hit.get("entity", {}))), float(hit["distance"])) for hit in hits] for hits in results]
 
     # --- aliases (servers only: Milvus Lite 2.5 does not implement them) ---------

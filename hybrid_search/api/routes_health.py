@@ -20,10 +20,15 @@ __all__ = ["router"]
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=HealthOut, summary="Liveness")
+@router.get("/healthz", response_model=HealthOut, responses={503: ERRORS[503]}, summary="Liveness")
 def health(request: Request, services: Services = Depends(get_services)) -> HealthOut:
-    """The process is up and answering. Touches nothing else. The process id
-    is shown only to a caller with an API key when keys are configured."""
+    """The process is up and answering, and its embedded Milvus Lite (if any)
+    is alive or could be restarted: a store that cannot be brought back is
+    503, so an orchestrator restarts the service. The process id is shown only
+    to a caller with an API key when keys are configured."""
+    problem = services.store_problem()
+    if problem is not None:
+        raise ApiError(503, "store_unrecoverable", problem)
     return HealthOut(status="ok", version=__version__, pid=os.getpid() if holds_key(request, services) else None)
 
 

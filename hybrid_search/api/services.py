@@ -137,6 +137,12 @@ class Services:
             headers={"Retry-After": str(int(_RECONNECT_INTERVAL_S) + 1)},
         )
 
+    def store_problem(self) -> str | None:
+        """Why the store cannot be brought back (an embedded Milvus Lite that
+        died and cannot be restarted), or None; restarts a dead one first."""
+        engine = self._engine
+        return engine.store.supervise() if engine is not None else None
+
     def warm_up(self) -> None:
         """Load every collection's encoders (and the reranker) now, so the first
         query does not pay for it and a broken model shows at startup."""
