@@ -17,6 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 app = typer.Typer(
     add_completion=False,
+    pretty_exceptions_enable=False,
     no_args_is_help=True,
     help="Benchmarks of hybrid-search: retrieval quality on BEIR sets, speed, BM25 implementations, scale.",
 )
@@ -50,17 +51,16 @@ def _spec(
 ):
     from .beir import load_beir
     from .indexes import IndexSpec
-    from .presets import analyzer_config, dataset_path, dense_config, preset_for, sparse_config
+    from .presets import analyzer_config, dataset_path, dense_config, preset_for, require_model_folder, sparse_config
 
     name, folder = dataset_path(dataset)
     preset = preset_for(name)
+    dense_model = dense_config(dense if dense is not None else preset.dense, dense_kind)
+    sparse_model = sparse_config(sparse if sparse is not None else preset.sparse, sparse_kind)
+    require_model_folder(dense_model.model if dense_model else None, "--dense")
+    require_model_folder(sparse_model.model if sparse_model else None, "--sparse")
     data = load_beir(folder, name)
-    return IndexSpec(
-        dataset=data,
-        dense=dense_config(dense if dense is not None else preset.dense, dense_kind),
-        sparse=sparse_config(sparse if sparse is not None else preset.sparse, sparse_kind),
-        analyzer=analyzer_config(language or preset.language),
-    ), preset
+    return IndexSpec(dataset=data, dense=dense_model, sparse=sparse_model, analyzer=analyzer_config(language or preset.language)), preset
 
 
 @app.command()
@@ -134,6 +134,11 @@ def quality(
 
     from .quality import run_quality
 
+    from .presets import require_model_folder
+
+    if tuning is not None and not tuning.is_file():
+        raise FileNotFoundError(f"--tuning: no such file {str(tuning)!r} (`python -m benchmarks tune` writes it)")
+    require_model_folder(reranker, "--reranker")
     spec, preset = _spec(dataset, dense, sparse, language, dense_kind, sparse_kind)
     out_dir = _out(out, spec.dataset.name)
     tuning_file = tuning if tuning is not None else out_dir / "tuning.json"
@@ -280,6 +285,10 @@ def speed(
         if models
         else [m for m in (dense or preset.dense, sparse or preset.sparse) if m and m != "none"]
     )
+    from .presets import require_model_folder
+
+    for model in [*model_list, reranker]:
+        require_model_folder(model, "--models" if model != reranker else "--reranker")
     rerank_config = RerankConfig(model=reranker, kind=rerank_kind, top_n=rerank_top_n) if reranker else None  # type: ignore[arg-type]
     stem = f"speed-{spec.dataset.name}-{'-'.join(device)}"
     data = run_speed(
@@ -432,6 +441,8 @@ def summary(
     """One page over all results: best single path vs fused vs tuned per set, BM25 ratios, speed, scale."""
     from .summary import build_summary
 
+    if not results.is_dir():
+        raise FileNotFoundError(f"--results: no such folder {str(results)!r} (run from the repository root, or name the folder)")
     typer.echo(build_summary(results, out))
 
 
@@ -457,7 +468,9 @@ def _register_load() -> None:
 
 
 def main() -> None:
-    app(prog_name="python -m benchmarks")
+    from hybrid_search.cli_exit import run_app
+
+    run_app(app, "python -m benchmarks", prog_name="python -m benchmarks")
 
 
 _register_load()

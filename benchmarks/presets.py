@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hybrid_search.config import AnalyzerConfig, DenseEncoderConfig, SparseEncoderConfig
+from hybrid_search.errors import ModelLoadError
 
 __all__ = [
     "DatasetPreset",
@@ -22,6 +23,7 @@ __all__ = [
     "REPO_ROOT",
     "datasets_dir",
     "models_dir",
+    "require_model_folder",
     "dataset_path",
     "dense_config",
     "sparse_config",
@@ -99,6 +101,18 @@ def dataset_path(name_or_path: str) -> tuple[str, Path]:
     raise FileNotFoundError(
         f"no BEIR folder {name_or_path!r} (looked at {candidate} and {folder}); give a path, or set HYBRID_SEARCH_DATASETS"
     )
+
+
+def require_model_folder(model: str | None, option: str) -> None:
+    """Fail before any indexing when a model written as a path (or an alias's
+    folder) is missing; hub ids are left to the loader."""
+    if model in MODEL_ALIASES:
+        model = _model(model)[0]
+    if model and model.startswith(("/", ".", "~")) and not Path(model).expanduser().is_dir():
+        raise ModelLoadError(
+            f"{option}: no model folder at {str(Path(model).expanduser())!r} (scripts/get-models.sh assembles the offline "
+            "models; HYBRID_SEARCH_MODELS says where they are)"
+        )
 
 
 def _model(alias_or_path: str) -> tuple[str, ModelAlias | None]:

@@ -31,6 +31,7 @@ from .config import (
 from .engine import Engine, SearchOptions, check_metadata_keys
 from .errors import ConfigError, HybridSearchError, InputError
 from .filters import parse_filter
+from .cli_exit import run_app
 from .profiles import load_model_profile
 from .settings import LayeredSettings, parse_weights
 from .types import Hit, SearchResult
@@ -651,7 +652,7 @@ def main() -> None:
     transformers_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
     transformers_logging.set_verbosity_error()
-    app()
+    run_app(app, "hybrid-search")
 
 
 if __name__ == "__main__":

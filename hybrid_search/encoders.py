@@ -42,6 +42,10 @@ def describe_load_failure(kind: str, model: str, error: BaseException) -> ModelL
     if local.exists():
         tried = f"the local folder {str(local.resolve())!r} exists but could not be loaded as a {kind} model"
         fix = "check that the folder holds a complete model (config, weights, tokenizer)"
+    elif model.startswith(("/", ".", "~")):
+        # Written as a path, so no hub name was meant: the folder is missing.
+        tried = f"there is no model folder at {str(local.resolve())!r}"
+        fix = "check the path (scripts/get-models.sh assembles the offline models into ~/.cache/hybrid-search-models)"
     else:
         tried = (
             f"no local folder at {str(local.resolve())!r}, so it was looked up on the Hugging Face hub, "
