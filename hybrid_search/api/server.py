@@ -147,7 +147,7 @@ def serve_command(
     rerank_model: str | None = typer.Option(None, "--rerank-model", help="cross-encoder for reranking (off when unset)"),
     rerank_kind: str | None = typer.Option(None, "--rerank-kind", help="flag | cross-encoder"),
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda | mps"),
-    document_roots: str | None = typer.Option(None, "--document-roots", help="server folders clients may index: NAME=PATH,..."),
+    document_roots: str | None = typer.Option(None, "--document-roots", help="server folders clients may index, and whose files hits link to: NAME=PATH,..."),
     upload_dir: Path | None = typer.Option(None, "--upload-dir", help="where uploads are staged (a private temp dir by default)"),
     allow_insecure: bool | None = typer.Option(None, "--allow-insecure", help="allow a non-loopback host without API keys"),
     preload: bool | None = typer.Option(None, "--preload/--no-preload", help="load every collection's models at startup"),
