@@ -8,6 +8,7 @@ Sections (append new fixtures to the matching section):
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -37,6 +38,22 @@ def pytest_configure(config: pytest.Config) -> None:
     # by scripts/setup.sh) must not change what the tests see; profile tests
     # set this variable themselves.
     os.environ["HYBRID_SEARCH_MODEL_PROFILE"] = "hub"
+
+
+@pytest.fixture
+def quiet_pymilvus() -> Iterator[None]:
+    """pymilvus warns on every query iterator, through a handler it sets up at
+    import: imported inside a CliRunner call, that handler would keep the
+    runner's stderr, closed afterwards. Import it here, then quiet it."""
+    import logging
+
+    import pymilvus  # noqa: F401
+
+    logger = logging.getLogger("pymilvus")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(level)
 
 
 @pytest.fixture

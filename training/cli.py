@@ -415,6 +415,7 @@ def promote_command(
     evaluation: Annotated[Optional[Path], typer.Option(help="evaluation.json that must find the new configuration better.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Promote even if not better (or not evaluated).")] = False,
     abort: Annotated[bool, typer.Option("--abort", help="Give up an unfinished promotion behind the alias (drops the half-built version).")] = False,
+    batch_size: Annotated[int, typer.Option(help="Chunks re-embedded per batch.")] = 64,
 ) -> None:
     """Copy the served collection into a new version with the new model's vectors and switch the alias atomically.
     An interrupted promotion is finished by running the same command again."""
@@ -433,7 +434,9 @@ def promote_command(
                 dense_overrides={"kind": dense_kind, "query_prompt": query_prompt, "document_prompt": document_prompt},
                 sparse_overrides={"kind": sparse_kind},
             )
-            result = promote(engine, alias, dense=dense_config, sparse=sparse_config, evaluation=evaluation, source=source, force=force)
+            result = promote(
+                engine, alias, dense=dense_config, sparse=sparse_config, evaluation=evaluation, source=source, force=force, batch_size=batch_size
+            )
         typer.echo(json.dumps(result.to_dict(), indent=2))
     except HybridSearchError as error:
         _fail(error)

@@ -22,7 +22,6 @@ from hybrid_search.config import (
     FusionConfig,
     RerankConfig,
     SparseEncoderConfig,
-    StoreConfig,
 )
 from hybrid_search.errors import ConfigError, InputError
 
@@ -75,8 +74,13 @@ class EvalSettings:
 
 @dataclass(frozen=True)
 class PromoteSettings:
-    store_uri: str
+    """Where to promote: ``store_uri``/``token`` unset take what every command
+    takes (HYBRID_SEARCH_URI / HYBRID_SEARCH_TOKEN, the [store] table of
+    HYBRID_SEARCH_CONFIG, then the default file)."""
+
     alias: str
+    store_uri: str | None = None
+    token: str | None = None
     source: str | None = None
     force: bool = False
 
@@ -249,9 +253,12 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True) -> dict[str, 
 
     if config.promote is not None:
         from hybrid_search.engine import Engine
+        from hybrid_search.settings import LayeredSettings
 
         tuned = evaluation.system("tuned")
-        with _Stage(summary, "promote"), Engine(StoreConfig(uri=config.promote.store_uri)) as engine:
+        with _Stage(summary, "promote"), Engine(
+            LayeredSettings.load(None).store_config(config.promote.store_uri, config.promote.token)
+        ) as engine:
             result: PromotionResult = promote(
                 engine,
                 config.promote.alias,

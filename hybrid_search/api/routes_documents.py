@@ -44,10 +44,13 @@ def _jobs(services: Services):
 
 
 def _existing(services: Services, name: str) -> str:
-    """Fail fast (404) on an unknown collection instead of in the job."""
+    """Fail fast on an unknown collection (404), or one being promoted (409),
+    instead of in the job."""
     engine = services.engine()
     engine.open_collection(name)
-    return engine.resolve(name)
+    target = engine.resolve(name)
+    engine.check_writable(target)  # the job checks again before every write
+    return target
 
 
 @router.post(

@@ -23,14 +23,8 @@ The sequence, on one Milvus Lite file:
 from __future__ import annotations
 
 import json
-import logging
-import os
 import re
-import signal
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +34,11 @@ from typer.testing import CliRunner
 from hybrid_search import Engine, StoreConfig
 from hybrid_search.cli import app
 from indexers.sync import DOC_HASH_KEY, FILE_HASH_KEY, StoredDocument
+from tests.processes import CliProcess as _CliProcess
+from tests.processes import release_milvus_lite as _release
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 INDEX_ARGS = ["--batch-size", "4", "--max-tokens", "48", "--id-field", "id"]
 SENTENCES = [
     "The cat sat on the mat.",
@@ -113,77 +108,6 @@ def _version_2(folder: Path) -> None:
 STALE_DOCS = {f"docs/{name}" for name in DELETED} | {"rec3", "rec7", "rec11"}
 
 
-def _release(db: Path) -> None:
-    """Stop this process's Milvus Lite server for ``db`` (pymilvus keeps one per
-    file until the process exits, holding the file's lock), so that a CLI
-    process can open the file."""
-    from milvus_lite.server_manager import server_manager_instance
-
-    server_manager_instance.release_server(str(db))
-
-
-def _group_alive(pgid: int) -> list[int]:
-    """Processes of a process group that are still running (zombies excluded)."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(stat.parent.name))
-    return alive
-
-
-class _CliProcess:
-    """A real CLI process in its own process group, its stderr collected as it comes."""
-
-    def __init__(self, argv: list[str]) -> None:
-        env = dict(os.environ, TTY_COMPATIBLE="1", TTY_INTERACTIVE="1", NO_COLOR="1", COLUMNS="120")
-        self.proc = subprocess.Popen(
-            argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
-        )
-        self.err = ""
-        self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for chunk in iter(lambda: self.proc.stderr.read1(4096), b""):
-            with self._lock:
-                self.err += chunk.decode("utf-8", "replace")
-
-    def stderr(self) -> str:
-        with self._lock:
-            return self.err
-
-    def kill_when(self, condition, timeout: float = 240.0) -> str:
-        """SIGKILL the whole group as soon as ``condition(stderr)`` holds; returns
-        the stderr seen at that moment. Fails if the process ends first."""
-        deadline = time.monotonic() + timeout
-        while True:
-            seen = self.stderr()
-            if condition(seen):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                break
-            if self.proc.poll() is not None:
-                pytest.fail(f"the indexing process ended before it could be killed:\n{seen[-3000:]}")
-            if time.monotonic() > deadline:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                pytest.fail(f"the indexing process never reached the kill point:\n{seen[-3000:]}")
-            time.sleep(0.02)
-        assert self.proc.wait(timeout=30) == -signal.SIGKILL, "the process ended on its own"
-        # Milvus Lite's server is a child in the same group: make sure it is
-        # gone before anything opens the file again.
-        deadline = time.monotonic() + 30
-        while _group_alive(self.proc.pid):
-            assert time.monotonic() < deadline, f"processes of the killed run survive: {_group_alive(self.proc.pid)}"
-            time.sleep(0.05)
-        self._reader.join(timeout=10)
-        return seen
-
-
 def _written(stderr: str) -> tuple[int, int] | None:
     """The last (written, planned) the chunks bar showed."""
     found = re.findall(r"chunks\S*\s+[━╸╺\s]*(\d+)/(\d+)", stderr)
@@ -211,20 +135,6 @@ def _assert_same(state: dict[str, dict], clean: dict[str, dict]) -> None:
         assert got == want, chunk_id
         # Batches mix other chunks in each run: vectors agree to float noise.
         assert np.allclose(got_vector, want_vector, atol=1e-4), chunk_id
-
-
-@pytest.fixture
-def quiet_pymilvus():
-    # pymilvus warns on every query iterator, through a handler it sets up at
-    # import: imported inside a CliRunner call, that handler would keep the
-    # runner's stderr, closed afterwards. Import it here, then quiet it.
-    import pymilvus  # noqa: F401
-
-    logger = logging.getLogger("pymilvus")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    yield
-    logger.setLevel(level)
 
 
 def test_killed_runs_end_exactly_like_a_clean_run(tiny_models, tmp_path, quiet_pymilvus):
