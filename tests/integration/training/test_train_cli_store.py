@@ -41,3 +41,28 @@ def test_train_promote_refuses_a_bad_variable_before_opening_anything(tmp_path, 
     result = runner.invoke(app, ["train", "promote", "--alias", "kb", "--dense", "m", "--force"])
     assert result.exit_code == 2 and "HYBRID_SEARCH_TIMEOUT_S must be a number" in result.output
     assert not (tmp_path / "hybrid_search.db").exists()
+
+
+def test_train_promote_abort_gives_an_unfinished_promotion_up(tmp_path):
+    from hybrid_search import Chunk, CollectionConfig, Engine, StoreConfig
+    from hybrid_search.errors import PromotionInProgressError
+    from tests.processes import release_milvus_lite
+
+    db = tmp_path / "kb.db"
+    with Engine(StoreConfig(uri=str(db))) as engine:
+        for name in ("kb_v1", "kb_v2"):
+            engine.create_collection(CollectionConfig(name=name, dense=None, sparse=None))
+        engine.index("kb_v1", [Chunk(doc_id="a", chunk_index=0, text="cats on mats")])
+        engine.switch_alias("kb", "kb_v1")
+        # What a promotion killed midway leaves: the lock, and a half-built version.
+        engine.lock_writes("kb_v1", {"reason": "promoting", "alias": "kb", "target": "kb_v2"})
+        with pytest.raises(PromotionInProgressError, match="'kb_v1' is being promoted"):
+            engine.delete_documents("kb", ["a"])
+    release_milvus_lite(db)
+    result = runner.invoke(app, ["--uri", str(db), "train", "promote", "--alias", "kb", "--abort"])
+    assert result.exit_code == 0, result.output
+    assert '"dropped": "kb_v2"' in result.output
+    with Engine(StoreConfig(uri=str(db))) as engine:
+        assert engine.list_collections() == ["kb_v1"] and engine.resolve("kb") == "kb_v1"
+        assert engine.delete_documents("kb", ["a"]) == 1  # writes are taken again
+    release_milvus_lite(db)
