@@ -28,6 +28,7 @@ _LAYERED_FIELDS = {
     "store_db_name": ("store", "db_name"),
     "store_timeout_s": ("store", "timeout_s"),
     "device": ("runtime", "device"),
+    "fp16": ("runtime", "fp16"),
     "dense_model": ("collection", "dense_model"),
     "dense_kind": ("collection", "dense_kind"),
     "sparse_model": ("collection", "sparse_model"),

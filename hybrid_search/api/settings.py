@@ -168,6 +168,7 @@ class ApiSettings(BaseSettings):
         0.0, ge=0.0, le=1.0, description="mix the fused score into the rerank order (0: pure rerank; tune on held-out queries)"
     )
     device: Device = "auto"
+    fp16: bool | None = Field(None, description="half precision (unset: on CUDA only)")
     preload: bool = Field(True, description="load every collection's models at startup")
 
     # --- misc -------------------------------------------------------------------------
@@ -271,7 +272,7 @@ class ApiSettings(BaseSettings):
         )
 
     def runtime_config(self) -> RuntimeConfig:
-        return RuntimeConfig(device=self.device)
+        return RuntimeConfig(device=self.device, fp16=self.fp16)
 
     def rerank_config(self) -> RerankConfig | None:
         if self.rerank_model is None:

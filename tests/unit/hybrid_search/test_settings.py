@@ -162,3 +162,10 @@ def test_serve_names_the_variable_it_refuses(served, monkeypatch):
     assert result.exit_code == 2
     assert "rerank_min_score (environment variable HYBRID_SEARCH_RERANK_MIN_SCORE)" in result.output
     assert "settings" not in served
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("false", False), ("0", False), ("yes", True)])
+def test_serve_reads_half_precision_as_a_boolean(served, monkeypatch, raw, expected):
+    monkeypatch.setenv("HYBRID_SEARCH_FP16", raw)
+    assert runner.invoke(app, ["serve"]).exit_code == 0
+    assert served["settings"].runtime_config().fp16 is expected
