@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Path, Query, UploadFile
+from starlette.convertors import Convertor, register_url_convertor
 
 from ..types import MAX_DOC_ID_CHARS, doc_id_problem
 from .errors import ApiError
@@ -30,6 +31,24 @@ from .uploads import (
 )
 
 __all__ = ["router"]
+
+
+class _AnyTextConvertor(Convertor[str]):
+    """A path parameter of any text: Starlette's ``path`` convertor matches
+    ``.*``, which stops at a line break (and ``$`` matches before a final one),
+    so an id holding a newline reached the route cut short or empty."""
+
+    regex = "(?s:.+)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+# Registered under its own name: the routes below use it, no other route changes.
+register_url_convertor("any_text", _AnyTextConvertor())
 
 router = APIRouter(tags=["documents"])
 
@@ -176,7 +195,7 @@ def list_documents(
     )
 
 
-@router.get("/v1/collections/{name}/documents/{doc_id:path}", response_model=DocumentOut, responses=ERRORS, summary="Get a document")
+@router.get("/v1/collections/{name}/documents/{doc_id:any_text}", response_model=DocumentOut, responses=ERRORS, summary="Get a document")
 def get_document(name: CollectionName, doc_id: DocId, services: Services = Depends(require_read)) -> DocumentOut:
     _check_doc_id(doc_id)
     engine = services.engine()
@@ -202,7 +221,7 @@ def get_document(name: CollectionName, doc_id: DocId, services: Services = Depen
     )
 
 
-@router.delete("/v1/collections/{name}/documents/{doc_id:path}", response_model=DeletedOut, responses=ERRORS, summary="Delete a document")
+@router.delete("/v1/collections/{name}/documents/{doc_id:any_text}", response_model=DeletedOut, responses=ERRORS, summary="Delete a document")
 def delete_document(name: CollectionName, doc_id: DocId, services: Services = Depends(require_write)) -> DeletedOut:
     _check_doc_id(doc_id)
     removed = services.engine().delete_documents(name, [doc_id])
