@@ -9,6 +9,11 @@ the server's own per-stage search latencies (from /metrics), and checks that
 every document indexed before and during the run can be fetched by id and
 found by search afterwards.
 
+``--compare-batching`` runs the whole benchmark twice in one command, with
+query micro-batching off (``HYBRID_SEARCH_QUERY_BATCH_SIZE=1``: searches take
+turns on the model, as before it existed) and on (the server's default), and
+reports the search QPS ratio and both p99s.
+
 The numbers are only meaningful with real models: the tiny test models are
 refused. Clients and server share the machine's cores; the result records the
 CPU count and the load average so a reader can tell a busy machine.
@@ -62,6 +67,10 @@ class LoadConfig:
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
     seed: int = 13
     out_dir: Path = REPO_ROOT / "benchmarks" / "results" / "load"
+    #: The server's HYBRID_SEARCH_QUERY_BATCH_SIZE (None: its default).
+    query_batch_size: int | None = None
+    #: Run twice, micro-batching off then on, and compare.
+    compare_batching: bool = False
 
 
 def _free_port() -> int:
@@ -141,7 +150,7 @@ def _ms(seconds: float | None) -> float | None:
 class _Server:
     """``python -m hybrid_search.api.server`` in a subprocess on loopback."""
 
-    def __init__(self, config: LoadConfig, work: Path) -> None:
+    def __init__(self, config: LoadConfig, work: Path, query_batch_size: int | None) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = work / "server.log"
@@ -163,8 +172,10 @@ class _Server:
                 # The benchmark asks for k=10 with default depth; keep the server's stock limits.
             }
         )
-        for name in ("HYBRID_SEARCH_READ_API_KEYS", "HYBRID_SEARCH_WRITE_API_KEYS"):
+        for name in ("HYBRID_SEARCH_READ_API_KEYS", "HYBRID_SEARCH_WRITE_API_KEYS", "HYBRID_SEARCH_QUERY_BATCH_SIZE"):
             env.pop(name, None)
+        if query_batch_size is not None:
+            env["HYBRID_SEARCH_QUERY_BATCH_SIZE"] = str(query_batch_size)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the server; closed in stop()
         self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
 
@@ -416,7 +427,8 @@ async def _run(config: LoadConfig, server: _Server, log: Any) -> dict[str, Any]:
     queries = [q for q in data.queries.values() if q.strip()]
     limits = httpx.Limits(max_connections=config.clients + 4, max_keepalive_connections=config.clients + 4)
     async with httpx.AsyncClient(base_url=server.base, timeout=config.request_timeout_s, limits=limits) as client:
-        created = await client.post("/v1/collections", json={"name": COLLECTION})
+        # Creating the collection loads its models: on a busy machine that outlasts a request timeout.
+        created = await client.post("/v1/collections", json={"name": COLLECTION}, timeout=config.startup_timeout_s)
         if created.status_code != 201:
             raise RuntimeError(f"cannot create the collection: {created.status_code} {created.text}")
         log(f"indexing {len(initial)} documents of {name} through the API ...")
@@ -456,6 +468,40 @@ async def _run(config: LoadConfig, server: _Server, log: Any) -> dict[str, Any]:
     }
 
 
+def _run_server(config: LoadConfig, query_batch_size: int | None, log: Any, keep_work_dir: bool) -> dict[str, Any]:
+    """One service, one run: start, index, load, verify, stop."""
+    work = Path(tempfile.mkdtemp(prefix="hybrid-search-load-"))
+    batching = "server default" if query_batch_size is None else str(query_batch_size)
+    log(f"starting the service (models: {config.dense_model}, {config.sparse_model}; query batch size {batching}) ...")
+    server = _Server(config, work, query_batch_size)
+    try:
+        server.wait_ready(config.startup_timeout_s)
+        result = asyncio.run(_run(config, server, log))
+    finally:
+        server.stop()
+        if not keep_work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    result["query_batch_size"] = query_batch_size
+    return result
+
+
+def batching_comparison(off: dict[str, Any], on: dict[str, Any]) -> dict[str, Any]:
+    """Search QPS and tail latency with micro-batching on, relative to off."""
+    searches_off = off["load"]["endpoints"].get("search", {})
+    searches_on = on["load"]["endpoints"].get("search", {})
+    qps_off, qps_on = searches_off.get("qps", 0.0), searches_on.get("qps", 0.0)
+    return {
+        "search_qps_off": qps_off,
+        "search_qps_on": qps_on,
+        "search_qps_ratio": qps_on / qps_off if qps_off else None,
+        "search_p99_ms_off": searches_off.get("p99_ms"),
+        "search_p99_ms_on": searches_on.get("p99_ms"),
+        "errors_off": off["load"]["errors"],
+        "errors_on": on["load"]["errors"],
+        "ok": off["ok"] and on["ok"],
+    }
+
+
 def run_load(config: LoadConfig | None = None, *, log: Any = print, keep_work_dir: bool = False) -> dict[str, Any]:
     """Run the whole benchmark; returns the result (also written under ``config.out_dir``)."""
     from .report import environment, write_json, write_text
@@ -464,16 +510,13 @@ def run_load(config: LoadConfig | None = None, *, log: Any = print, keep_work_di
     if config.clients < 1 or config.duration_s <= 0:
         raise typer.BadParameter("clients must be >= 1 and duration > 0")
     _check_models(config)
-    work = Path(tempfile.mkdtemp(prefix="hybrid-search-load-"))
-    log(f"starting the service (models: {config.dense_model}, {config.sparse_model}) ...")
-    server = _Server(config, work)
-    try:
-        server.wait_ready(config.startup_timeout_s)
-        result = asyncio.run(_run(config, server, log))
-    finally:
-        server.stop()
-        if not keep_work_dir:
-            shutil.rmtree(work, ignore_errors=True)
+    if config.compare_batching:
+        off = _run_server(config, 1, log, keep_work_dir)
+        on = _run_server(config, config.query_batch_size, log, keep_work_dir)
+        result = {"runs": {"batching_off": off, "batching_on": on}, "comparison": batching_comparison(off, on)}
+        result["ok"] = result["comparison"]["ok"]
+    else:
+        result = _run_server(config, config.query_batch_size, log, keep_work_dir)
     env = environment()
     env["engine_patches"] = []  # the server is its own process and runs the stock engine
     env["packages"].update({p: _package_version(p) for p in ("fastapi", "uvicorn", "httpx", "prometheus-client")})
@@ -490,7 +533,7 @@ def run_load(config: LoadConfig | None = None, *, log: Any = print, keep_work_di
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(config.out_dir)
     json_path = write_json(out / f"load-{stamp}.json", result)
-    write_text(out / f"load-{stamp}.md", load_markdown(result))
+    write_text(out / f"load-{stamp}.md", load_markdown(result) if "runs" not in result else comparison_markdown(result))
     result["written_to"] = str(json_path)
     return result
 
@@ -502,6 +545,32 @@ def _package_version(name: str) -> str | None:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
+
+
+def comparison_markdown(result: dict[str, Any]) -> str:
+    """Both runs of ``--compare-batching`` and their ratio."""
+    from .report import markdown_table
+
+    c = result["comparison"]
+    rows = [
+        ["search QPS", c["search_qps_off"], c["search_qps_on"], c["search_qps_ratio"]],
+        ["search p99 ms", c["search_p99_ms_off"], c["search_p99_ms_on"], None],
+        ["errors (all endpoints)", c["errors_off"], c["errors_on"], None],
+    ]
+    sections = [
+        "# Load: query micro-batching off vs on, one command",
+        "",
+        f"Command: `{result['environment']['command']}`",
+        "",
+        markdown_table(["", "batching off", "batching on", "on / off"], rows),
+        "",
+        f"Both runs: **{'OK' if result['ok'] else 'FAILED'}** (no errors, every document written found afterwards).",
+    ]
+    for label, key in (("Micro-batching off (HYBRID_SEARCH_QUERY_BATCH_SIZE=1)", "batching_off"), ("Micro-batching on", "batching_on")):
+        run = dict(result["runs"][key], config=result["config"], environment=result["environment"])
+        body = load_markdown(run).split("\n", 1)[1]
+        sections += ["", f"## {label}", body]
+    return "\n".join(sections)
 
 
 def load_markdown(result: dict[str, Any]) -> str:
@@ -564,6 +633,8 @@ def load_command(
     max_requests: int = typer.Option(200_000, help="stop the readers after this many requests"),
     out: Path = typer.Option(REPO_ROOT / "benchmarks" / "results" / "load", help="where the JSON and Markdown go"),
     keep_work_dir: bool = typer.Option(False, help="keep the temporary Milvus file and server log"),
+    query_batch_size: int | None = typer.Option(None, help="the server's query micro-batch size (1: off; default: the server's)"),
+    compare_batching: bool = typer.Option(False, help="run twice, micro-batching off then on, and report the ratio"),
 ) -> None:
     """Drive the HTTP service with concurrent clients while documents are added; report QPS and latency percentiles."""
     config = LoadConfig(
@@ -578,9 +649,11 @@ def load_command(
         k=k,
         max_requests=max_requests,
         out_dir=out,
+        query_batch_size=query_batch_size,
+        compare_batching=compare_batching,
     )
     result = run_load(config, log=lambda message: typer.echo(message, err=True), keep_work_dir=keep_work_dir)
-    typer.echo(load_markdown(result))
+    typer.echo(load_markdown(result) if "runs" not in result else comparison_markdown(result))
     typer.echo(f"\nwritten to {result['written_to']}", err=True)
     if not result["ok"]:
         raise typer.Exit(1)

@@ -217,10 +217,21 @@ class RuntimeConfig:
     device: Device = "auto"
     batch_size: int = 32
     fp16: bool | None = None  # None: fp16 on CUDA, fp32 on CPU
+    # Micro-batching of query encodes (encoders.QueryBatcher): queries that
+    # arrive while the model is busy are encoded together, at most
+    # query_batch_size texts per model call; a query waits at most
+    # query_batch_wait_ms for company before its batch starts. 1 turns it off
+    # (each query encoded alone, the caller serialises model work).
+    query_batch_size: int = 32
+    query_batch_wait_ms: float = 2.0
 
     def __post_init__(self) -> None:
         _check_choice("RuntimeConfig", "device", self.device, Device)
         _check_positive("RuntimeConfig", "batch_size", self.batch_size)
+        _check_positive("RuntimeConfig", "query_batch_size", self.query_batch_size)
+        _check_positive("RuntimeConfig", "query_batch_wait_ms", self.query_batch_wait_ms, allow_zero=True)
+        if self.query_batch_wait_ms > 1000:
+            raise ConfigError(f"RuntimeConfig.query_batch_wait_ms must be at most 1000; got {self.query_batch_wait_ms!r}")
 
     def resolved_device(self) -> str:
         if self.device != "auto":

@@ -13,8 +13,11 @@ with ``ModelLoadError`` saying what was tried and how to point at a folder.
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,6 +28,8 @@ from .errors import ModelKindError, ModelLoadError
 
 __all__ = [
     "SparseVector",
+    "EncodedTexts",
+    "QueryBatcher",
     "DenseEncoder",
     "SparseEncoder",
     "EncoderSet",
@@ -34,6 +39,9 @@ __all__ = [
 
 # Learned sparse vector: vocabulary id -> weight (only non-zero weights).
 SparseVector = dict[int, float]
+# What an EncoderSet returns for a list of texts: dense rows and sparse vectors,
+# each None when the collection has no such path.
+EncodedTexts = tuple[np.ndarray | None, list[SparseVector] | None]
 
 
 def describe_load_failure(kind: str, model: str, error: BaseException) -> ModelLoadError:
@@ -265,6 +273,145 @@ class SpladeSparse:
         return self._encode(texts, self.model.encode_document)
 
 
+class _PendingQuery:
+    __slots__ = ("arrived", "done", "error", "result", "texts")
+
+    def __init__(self, texts: list[str], arrived: float) -> None:
+        self.texts = texts
+        self.arrived = arrived
+        self.result: EncodedTexts | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class QueryBatcher:
+    """Micro-batching of query encodes, safe to call from many threads.
+
+    Queries that arrive while the model is busy queue up; when it frees, the
+    queue (up to ``max_batch`` texts, oldest first) goes through ``encode`` in
+    one call and each caller gets its own rows back. A batch starts once it is
+    full or once its oldest query has waited ``max_wait_s``: no query waits
+    longer than that for company (waiting for the model itself is queueing,
+    which batching shortens). Nothing runs in the background: the calling
+    threads take turns driving the model.
+
+    Other model work (document batches) goes through :meth:`exclusive`, never
+    at the same time as a query batch (tokenizers are not thread-safe). Queries
+    go first, but a waiting document batch goes after at most
+    ``documents_every`` query batches, so indexing keeps progressing under any
+    search load (the API's gate gives background work the same share).
+    """
+
+    def __init__(
+        self,
+        encode: Callable[[list[str]], EncodedTexts],
+        *,
+        max_batch: int = 32,
+        max_wait_s: float = 0.002,
+        documents_every: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1; got {max_batch}")
+        if max_wait_s < 0:
+            raise ValueError(f"max_wait_s must be >= 0; got {max_wait_s}")
+        if documents_every < 1:
+            raise ValueError(f"documents_every must be >= 1; got {documents_every}")
+        self._encode = encode
+        self.documents_every = documents_every
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._queue: deque[_PendingQuery] = deque()
+        self._busy = False
+        self._exclusive_waiting = 0
+        self._batches_since_exclusive = 0
+        #: Model calls made for queries, and the queries they carried (for metrics and tests).
+        self.batches = 0
+        self.queries = 0
+
+    def encode(self, texts: Sequence[str]) -> EncodedTexts:
+        """Encode one caller's query texts, batched with whatever else is waiting."""
+        item = _PendingQuery(list(texts), self._clock())
+        with self._cond:
+            self._queue.append(item)
+            self._cond.notify_all()  # a leader gathering a batch may now have a full one
+            while not item.done:
+                if self._busy or (self._exclusive_waiting and self._batches_since_exclusive >= self.documents_every):
+                    self._cond.wait()
+                else:
+                    self._lead()
+        if item.error is not None:
+            raise item.error
+        assert item.result is not None
+        return item.result
+
+    def _queued_texts(self) -> int:
+        return sum(max(len(q.texts), 1) for q in self._queue)
+
+    def _lead(self) -> None:
+        """Holding the condition with the model free: gather, run one batch, hand out rows."""
+        self._busy = True
+        deadline = self._queue[0].arrived + self.max_wait_s
+        while self._queued_texts() < self.max_batch:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                break
+            self._cond.wait(remaining)
+        batch = [self._queue.popleft()]
+        size = max(len(batch[0].texts), 1)
+        while self._queue and size + max(len(self._queue[0].texts), 1) <= self.max_batch:
+            size += max(len(self._queue[0].texts), 1)
+            batch.append(self._queue.popleft())
+        self._cond.release()
+        try:
+            self._run(batch)
+        finally:
+            self._cond.acquire()
+            self._busy = False
+            self._batches_since_exclusive += 1
+            self.batches += 1
+            self.queries += len(batch)
+            self._cond.notify_all()
+
+    def _run(self, batch: list[_PendingQuery]) -> None:
+        texts = [text for item in batch for text in item.texts]
+        try:
+            dense, sparse = self._encode(texts)
+        except BaseException as error:  # noqa: BLE001 - every caller of the batch sees the failure
+            for item in batch:
+                item.error, item.done = error, True
+            return
+        start = 0
+        for item in batch:
+            end = start + len(item.texts)
+            item.result = (
+                dense[start:end] if dense is not None else None,
+                sparse[start:end] if sparse is not None else None,
+            )
+            item.done = True
+            start = end
+
+    def exclusive(self, work: Callable[[], EncodedTexts]) -> EncodedTexts:
+        """Run other model work (a document batch) with the model to itself."""
+        with self._cond:
+            self._exclusive_waiting += 1
+            try:
+                while self._busy or (self._queue and self._batches_since_exclusive < self.documents_every):
+                    self._cond.wait()
+            finally:
+                self._exclusive_waiting -= 1
+            self._busy = True
+            self._batches_since_exclusive = 0
+        try:
+            return work()
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+
 @dataclass
 class EncoderSet:
     """The encoders of one collection. When dense and sparse are the same BGE-M3
@@ -273,8 +420,15 @@ class EncoderSet:
     dense: DenseEncoder | None
     sparse: SparseEncoder | None
     shared_m3: BGEM3Model | None = None
+    # When set, queries from concurrent callers are encoded together and all
+    # model work is serialised through it (see QueryBatcher).
+    query_batcher: QueryBatcher | None = field(default=None, repr=False, compare=False)
 
-    def _encode(self, texts: Sequence[str], *, queries: bool) -> tuple[np.ndarray | None, list[SparseVector] | None]:
+    def batch_queries(self, *, max_batch: int, max_wait_s: float) -> None:
+        """Encode concurrent queries together from now on (thread-safe afterwards)."""
+        self.query_batcher = QueryBatcher(lambda texts: self._encode(texts, queries=True), max_batch=max_batch, max_wait_s=max_wait_s)
+
+    def _encode(self, texts: Sequence[str], *, queries: bool) -> EncodedTexts:
         if self.shared_m3 is not None:
             dense_encoder = self.dense
             prompt = ""
@@ -291,10 +445,14 @@ class EncoderSet:
             sparse_vectors = self.sparse.encode_queries(texts) if queries else self.sparse.encode_documents(texts)
         return dense_vectors, sparse_vectors
 
-    def encode_queries(self, texts: Sequence[str]) -> tuple[np.ndarray | None, list[SparseVector] | None]:
+    def encode_queries(self, texts: Sequence[str]) -> EncodedTexts:
+        if self.query_batcher is not None:
+            return self.query_batcher.encode(texts)
         return self._encode(texts, queries=True)
 
-    def encode_documents(self, texts: Sequence[str]) -> tuple[np.ndarray | None, list[SparseVector] | None]:
+    def encode_documents(self, texts: Sequence[str]) -> EncodedTexts:
+        if self.query_batcher is not None:
+            return self.query_batcher.exclusive(lambda: self._encode(texts, queries=False))
         return self._encode(texts, queries=False)
 
     def token_counter(self) -> Callable[[str], int] | None:
@@ -326,4 +484,7 @@ def load_encoders(
             sparse_encoder = SpladeSparse(sparse, runtime)
         else:
             sparse_encoder = M3Sparse(shared or BGEM3Model(sparse.model, runtime, sparse.max_length))
-    return EncoderSet(dense=dense_encoder, sparse=sparse_encoder, shared_m3=shared)
+    encoders = EncoderSet(dense=dense_encoder, sparse=sparse_encoder, shared_m3=shared)
+    if runtime.query_batch_size > 1:
+        encoders.batch_queries(max_batch=runtime.query_batch_size, max_wait_s=runtime.query_batch_wait_ms / 1000.0)
+    return encoders

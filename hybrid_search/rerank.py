@@ -13,6 +13,7 @@ original text at token boundaries, keeping the best window (MaxP, Dai & Callan
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -84,6 +85,9 @@ class _WindowedReranker:
 
     config: RerankConfig
     tokenizer: Any
+    # One model call at a time: searches run concurrently (their query encodes
+    # are batched), and a fast tokenizer used from two threads fails.
+    _model_lock: threading.Lock
 
     def _score_pairs(self, query: str, texts: list[str]) -> list[float]:
         raise NotImplementedError
@@ -91,6 +95,10 @@ class _WindowedReranker:
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         if not texts:
             return []
+        with self._model_lock:
+            return self._score_locked(query, texts)
+
+    def _score_locked(self, query: str, texts: Sequence[str]) -> list[float]:
         if self.config.long_passages == "truncate":
             return self._score_pairs(query, list(texts))
         budget = window_budget(self.tokenizer, query, self.config.max_length)
@@ -123,6 +131,7 @@ class FlagCrossEncoder(_WindowedReranker):
         except Exception as error:  # noqa: BLE001
             raise describe_load_failure("FlagEmbedding reranker", config.model, error) from error
         self.tokenizer = self.model.tokenizer
+        self._model_lock = threading.Lock()
 
     def _score_pairs(self, query: str, texts: list[str]) -> list[float]:
         scores = self.model.compute_score(
@@ -154,6 +163,7 @@ class SentenceTransformerCrossEncoder(_WindowedReranker):
         if runtime.use_fp16():
             self.model.model.half()
         self.tokenizer = self.model.tokenizer
+        self._model_lock = threading.Lock()
 
     def _score_pairs(self, query: str, texts: list[str]) -> list[float]:
         scores = self.model.predict(

@@ -147,7 +147,7 @@ def search(name: CollectionName, request: SearchRequest, services: Services = De
     _check_limits(request, services)
     options = _options(request, name, services)
     engine = services.engine()
-    with services.gate():
+    with services.search_gate():
         result = engine.search(name, request.query, options)
     services.metrics.observe_search(result.collection, result.timings_ms)
     return _response(result, request.explain, services.settings)

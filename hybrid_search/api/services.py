@@ -186,6 +186,18 @@ class Services:
             self._gate.release()
 
     @contextlib.contextmanager
+    def search_gate(self) -> Iterator[None]:
+        """A search's hold on the models. With query micro-batching on, the
+        encoders and the reranker serialise their own model calls, so searches
+        run side by side and their query encodes share model calls; with it
+        off, a search holds one model slot like any other model work."""
+        if self.settings.query_batch_size > 1:
+            yield
+            return
+        with self.gate():
+            yield
+
+    @contextlib.contextmanager
     def job_gate(self) -> Iterator[None]:
         """Hold one model slot for an indexing batch, waiting as long as it takes
         (behind waiting requests, but never for more than a few of them)."""

@@ -135,6 +135,12 @@ class ApiSettings(BaseSettings):
         1, ge=1, le=64, description="engine calls that encode at once in one process (tokenizers are not thread-safe)"
     )
     busy_timeout_s: float = Field(30.0, gt=0, le=600, description="wait this long for the engine, then answer 503")
+    query_batch_size: int = Field(
+        32, ge=1, le=1024, description="queries encoded together in one model call (1: off, searches take turns)"
+    )
+    query_batch_wait_ms: float = Field(
+        2.0, ge=0, le=1000, description="longest a query waits for others to join its batch"
+    )
 
     # --- files ------------------------------------------------------------------------
     upload_dir: Path | None = Field(None, description="where uploads are staged (a private temp dir when unset)")
@@ -272,7 +278,12 @@ class ApiSettings(BaseSettings):
         )
 
     def runtime_config(self) -> RuntimeConfig:
-        return RuntimeConfig(device=self.device, fp16=self.fp16)
+        return RuntimeConfig(
+            device=self.device,
+            fp16=self.fp16,
+            query_batch_size=self.query_batch_size,
+            query_batch_wait_ms=self.query_batch_wait_ms,
+        )
 
     def rerank_config(self) -> RerankConfig | None:
         if self.rerank_model is None:

@@ -1,0 +1,106 @@
+"""Concurrent searches, their query encodes micro-batched, give the hits that
+the same searches give one after another (tiny real models, Milvus Lite)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from hybrid_search import (
+    Chunk,
+    CollectionConfig,
+    DenseEncoderConfig,
+    Engine,
+    RuntimeConfig,
+    SearchOptions,
+    SparseEncoderConfig,
+    StoreConfig,
+)
+
+pytestmark = pytest.mark.integration
+
+TEXTS = [
+    "The cat sat on the mat and watched the dog.",
+    "Dogs chase cats around the garden every morning.",
+    "Milvus is a vector database for retrieval at scale.",
+    "Data center revenue grew as customers bought accelerated computing.",
+    "Hybrid retrieval fuses keyword search with dense vector search.",
+    "The weather today is sunny with a light wind from the west.",
+    "A vector database stores dense and sparse vectors for search.",
+    "Revenue and profit rose in the fourth quarter of the year.",
+]
+QUERIES = [
+    "cat on a mat",
+    "dogs in the garden",
+    "vector database",
+    "revenue growth",
+    "hybrid keyword and dense search",
+    "sunny weather",
+    "sparse vectors",
+    "profit in the fourth quarter of the year and data center revenue",
+    "what does milvus store",
+    "morning",
+]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_models, tmp_path_factory):
+    # A long wait for company, so concurrent queries do end up in shared batches.
+    runtime = RuntimeConfig(device="cpu", query_batch_size=8, query_batch_wait_ms=50.0)
+    engine = Engine(StoreConfig(uri=str(tmp_path_factory.mktemp("milvus") / "batching.db")), runtime=runtime)
+    engine.create_collection(
+        CollectionConfig(
+            name="docs",
+            dense=DenseEncoderConfig(model=str(tiny_models.dense), kind="sentence-transformers"),
+            sparse=SparseEncoderConfig(model=str(tiny_models.splade), kind="splade"),
+        )
+    )
+    engine.index("docs", [Chunk(doc_id=f"d{i}", chunk_index=0, text=text) for i, text in enumerate(TEXTS)])
+    yield engine
+    engine.close()
+
+
+def hit_list(result):
+    return [(hit.chunk_id, {path: score.rank for path, score in hit.paths.items()}) for hit in result.hits]
+
+
+def test_concurrent_searches_give_exactly_the_sequential_hits(engine):
+    options = SearchOptions(k=5)
+    batcher = engine.encoders("docs").query_batcher
+    assert batcher is not None
+    sequential = {query: engine.search("docs", query, options) for query in QUERIES}
+    assert batcher.batches == batcher.queries == len(QUERIES)  # one after another: each alone
+
+    workload = QUERIES * 4
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        concurrent = list(pool.map(lambda q: (q, engine.search("docs", q, options)), workload))
+
+    shared_calls = batcher.batches - len(QUERIES)
+    assert shared_calls < len(workload), "no two concurrent queries were encoded together"
+    for query, result in concurrent:
+        expected = sequential[query]
+        assert hit_list(result) == hit_list(expected), query
+        for got, want in zip(result.hits, expected.hits):
+            assert got.fused_score == pytest.approx(want.fused_score, abs=1e-6)
+            for path in want.paths:
+                assert got.paths[path].score == pytest.approx(want.paths[path].score, rel=1e-4, abs=1e-5)
+
+
+def test_indexing_while_searching_keeps_both_correct(engine):
+    """Document batches and query batches share the model without overlapping."""
+    extra = [Chunk(doc_id=f"extra{i}", chunk_index=0, text=f"{TEXTS[i % len(TEXTS)]} number {i}") for i in range(24)]
+    options = SearchOptions(k=3, paths=("dense", "sparse"))
+    expected = engine.search("docs", QUERIES[0], options)
+
+    def index() -> int:
+        return sum(engine.index("docs", extra[start : start + 4]).chunks_written for start in range(0, len(extra), 4))
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        written = pool.submit(index)
+        results = list(pool.map(lambda q: engine.search("docs", q, options), [QUERIES[0]] * 20))
+        assert written.result() == len(extra)
+    assert all(r.hits for r in results)
+    after = engine.search("docs", TEXTS[2] + " number 2", SearchOptions(k=1, paths=("dense",)))
+    assert after.hits[0].doc_id == "extra2"
+    assert expected.hits

@@ -1,0 +1,236 @@
+"""QueryBatcher: the batching logic with a fake encoder (no model)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from hybrid_search.encoders import QueryBatcher
+
+pytestmark = pytest.mark.unit
+
+
+class FakeEncoder:
+    """Rows that name their text, so each caller can check it got its own; can
+    hold a call until released, to make 'the model is busy' deterministic."""
+
+    def __init__(self, *, hold_first: bool = False) -> None:
+        self.calls: list[list[str]] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        if not hold_first:
+            self.release.set()
+        self.lock = threading.Lock()
+        self.active = 0
+        self.overlapped = False
+
+    def __call__(self, texts: list[str]):
+        with self.lock:
+            self.active += 1
+            self.overlapped |= self.active > 1
+            self.calls.append(list(texts))
+        self.entered.set()
+        self.release.wait(10)
+        with self.lock:
+            self.active -= 1
+        dense = np.array([[float(len(t)), float(hash(t) % 1000)] for t in texts], dtype=np.float32).reshape(len(texts), 2)
+        sparse = [{len(t): 1.0} for t in texts]
+        return dense, sparse
+
+
+def expected_row(text: str) -> list[float]:
+    return [float(len(text)), float(hash(text) % 1000)]
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.002)
+
+
+def run_in_threads(batcher: QueryBatcher, queries: list[list[str]]) -> tuple[list[threading.Thread], dict[int, object]]:
+    results: dict[int, object] = {}
+
+    def call(i: int, texts: list[str]) -> None:
+        try:
+            results[i] = batcher.encode(texts)
+        except Exception as error:  # noqa: BLE001 - the test inspects it
+            results[i] = error
+
+    threads = [threading.Thread(target=call, args=(i, texts)) for i, texts in enumerate(queries)]
+    return threads, results
+
+
+def test_a_lone_query_is_encoded_alone_and_gets_its_rows():
+    fake = FakeEncoder()
+    batcher = QueryBatcher(fake, max_batch=8, max_wait_s=0.0)
+    dense, sparse = batcher.encode(["hello world"])
+    assert fake.calls == [["hello world"]]
+    assert dense.tolist() == [expected_row("hello world")]
+    assert sparse == [{11: 1.0}]
+
+
+def test_queries_arriving_while_the_model_is_busy_share_one_call():
+    fake = FakeEncoder(hold_first=True)
+    batcher = QueryBatcher(fake, max_batch=32, max_wait_s=0.0)
+    first, _ = run_in_threads(batcher, [["first"]])
+    first[0].start()
+    assert fake.entered.wait(10)
+    texts = [[f"query {i}" * (i + 1)] for i in range(6)]
+    threads, results = run_in_threads(batcher, texts)
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: len(batcher._queue) == 6)
+    fake.release.set()
+    for thread in first + threads:
+        thread.join(10)
+    assert fake.calls[0] == ["first"]
+    assert len(fake.calls) == 2 and sorted(fake.calls[1]) == sorted(t[0] for t in texts)
+    for i, (query,) in enumerate(texts):
+        dense, sparse = results[i]
+        assert dense.tolist() == [expected_row(query)] and sparse == [{len(query): 1.0}]
+    assert not fake.overlapped
+    assert (batcher.batches, batcher.queries) == (2, 7)
+
+
+def test_a_batch_never_holds_more_than_max_batch_texts():
+    fake = FakeEncoder(hold_first=True)
+    batcher = QueryBatcher(fake, max_batch=3, max_wait_s=0.0)
+    first, _ = run_in_threads(batcher, [["first"]])
+    first[0].start()
+    assert fake.entered.wait(10)
+    queries = [[f"q{i}"] for i in range(7)] + [["a", "b"], ["c", "d", "e", "f"]]
+    threads, results = run_in_threads(batcher, queries)
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: len(batcher._queue) == len(queries))
+    fake.release.set()
+    for thread in first + threads:
+        thread.join(10)
+    # A caller with more texts than max_batch still goes through, alone.
+    assert all(len(call) <= 3 or len(call) == 4 and call == ["c", "d", "e", "f"] for call in fake.calls)
+    assert sorted(t for call in fake.calls for t in call) == sorted(["first"] + [t for q in queries for t in q])
+    assert results[7][0].tolist() == [expected_row("a"), expected_row("b")]
+    assert results[8][1] == [{1: 1.0}] * 4
+
+
+def test_an_idle_model_waits_up_to_max_wait_for_company():
+    fake = FakeEncoder()
+    batcher = QueryBatcher(fake, max_batch=32, max_wait_s=1.0)
+    threads, _ = run_in_threads(batcher, [["one"], ["two"]])
+    threads[0].start()
+    wait_until(lambda: len(batcher._queue) == 1)
+    threads[1].start()
+    for thread in threads:
+        thread.join(10)
+    assert fake.calls == [["one", "two"]]
+
+
+def test_a_full_batch_starts_without_waiting_out_max_wait():
+    fake = FakeEncoder()
+    batcher = QueryBatcher(fake, max_batch=2, max_wait_s=60.0)
+    threads, _ = run_in_threads(batcher, [["one"], ["two"]])
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert time.monotonic() - started < 30
+    assert len(fake.calls) == 1 and sorted(fake.calls[0]) == ["one", "two"]
+
+
+def test_no_query_waits_longer_than_max_wait_for_company():
+    fake = FakeEncoder()
+    batcher = QueryBatcher(fake, max_batch=32, max_wait_s=0.05)
+    started = time.monotonic()
+    batcher.encode(["alone"])
+    # Bounded by max_wait (plus scheduling slack), not by max_batch ever filling up.
+    assert time.monotonic() - started < 5.0
+    assert fake.calls == [["alone"]]
+
+
+def test_an_encoder_failure_reaches_every_caller_of_the_batch_and_the_next_batch_works():
+    calls = []
+    gate = threading.Event()
+
+    def failing(texts):
+        calls.append(list(texts))
+        if len(calls) == 1:
+            gate.wait(10)
+            return np.zeros((len(texts), 1), dtype=np.float32), None
+        if len(calls) == 2:
+            raise RuntimeError("model broke")
+        return np.ones((len(texts), 1), dtype=np.float32), None
+
+    batcher = QueryBatcher(failing, max_batch=8, max_wait_s=0.0)
+    first, _ = run_in_threads(batcher, [["first"]])
+    first[0].start()
+    wait_until(lambda: len(calls) == 1)
+    threads, results = run_in_threads(batcher, [["a"], ["b"]])
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: len(batcher._queue) == 2)
+    gate.set()
+    for thread in first + threads:
+        thread.join(10)
+    assert all(isinstance(results[i], RuntimeError) for i in (0, 1))
+    dense, sparse = batcher.encode(["again"])
+    assert dense.tolist() == [[1.0]] and sparse is None
+
+
+@pytest.mark.parametrize("documents_every", [1, 2])
+def test_document_work_never_overlaps_a_query_batch_and_waits_at_most_documents_every_batches(documents_every):
+    order: list[str] = []
+    fake = FakeEncoder(hold_first=True)
+
+    def encode(texts):
+        order.append("queries")
+        return fake(texts)
+
+    batcher = QueryBatcher(encode, max_batch=1, max_wait_s=0.0, documents_every=documents_every)
+    first, _ = run_in_threads(batcher, [["first"]])
+    first[0].start()
+    assert fake.entered.wait(10)
+
+    def documents():
+        with fake.lock:
+            fake.overlapped |= fake.active > 0
+        order.append("documents")
+        return np.zeros((1, 2), dtype=np.float32), None
+
+    document_thread = threading.Thread(target=lambda: batcher.exclusive(documents))
+    document_thread.start()
+    wait_until(lambda: batcher._exclusive_waiting == 1)
+    threads, _ = run_in_threads(batcher, [["later 1"], ["later 2"]])
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: len(batcher._queue) == 2)
+    fake.release.set()
+    for thread in first + threads + [document_thread]:
+        thread.join(10)
+    # Queries first, but the waiting document batch goes after documents_every query batches.
+    expected = ["queries"] * 3
+    expected.insert(documents_every, "documents")
+    assert order == expected
+    assert not fake.overlapped
+
+
+def test_document_work_goes_at_once_when_no_query_waits():
+    fake = FakeEncoder()
+    batcher = QueryBatcher(fake, max_batch=4, max_wait_s=0.0, documents_every=100)
+    assert batcher.exclusive(lambda: (None, [{}])) == (None, [{}])
+
+
+def test_bad_bounds_are_refused():
+    with pytest.raises(ValueError, match="max_batch"):
+        QueryBatcher(FakeEncoder(), max_batch=0)
+    with pytest.raises(ValueError, match="max_wait_s"):
+        QueryBatcher(FakeEncoder(), max_wait_s=-1)
+    with pytest.raises(ValueError, match="documents_every"):
+        QueryBatcher(FakeEncoder(), documents_every=0)
