@@ -644,14 +644,14 @@ def main() -> None:
     import os
 
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    # transformers reads these when (if) a model is loaded: importing it here
+    # would cost seconds that a BM25-only search never needs.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import pymilvus  # noqa: F401 - configures its logger on import; adjust it after
 
     logging.getLogger("pymilvus").setLevel(logging.ERROR)
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
-    transformers_logging.set_verbosity_error()
     run_app(app, "hybrid-search")
 
 

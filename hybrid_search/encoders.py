@@ -273,11 +273,17 @@ class SpladeSparse:
         return self._encode(texts, self.model.encode_document)
 
 
-class _PendingQuery:
-    __slots__ = ("arrived", "done", "error", "result", "texts")
+# Which outputs a query asks for: (dense, sparse). Only queries asking for the
+# same outputs share a model call.
+Outputs = tuple[bool, bool]
 
-    def __init__(self, texts: list[str], arrived: float) -> None:
+
+class _PendingQuery:
+    __slots__ = ("arrived", "done", "error", "outputs", "result", "texts")
+
+    def __init__(self, texts: list[str], outputs: Outputs, arrived: float) -> None:
         self.texts = texts
+        self.outputs = outputs
         self.arrived = arrived
         self.result: EncodedTexts | None = None
         self.error: BaseException | None = None
@@ -288,37 +294,41 @@ class QueryBatcher:
     """Micro-batching of query encodes, safe to call from many threads.
 
     Queries that arrive while the model is busy queue up; when it frees, the
-    queue (up to ``max_batch`` texts, oldest first) goes through ``encode`` in
-    one call and each caller gets its own rows back. A batch starts once it is
+    queue (up to ``max_batch`` texts, oldest first, those asking for the same
+    outputs as the oldest) goes through ``encode`` in one call and each caller
+    gets its own rows back. A batch starts once it is
     full or once its oldest query has waited ``max_wait_s``: no query waits
     longer than that for company (waiting for the model itself is queueing,
     which batching shortens). Nothing runs in the background: the calling
     threads take turns driving the model.
 
     Other model work (document batches) goes through :meth:`exclusive`, never
-    at the same time as a query batch (tokenizers are not thread-safe). Queries
-    go first, but a waiting document batch goes after at most
-    ``documents_every`` query batches, so indexing keeps progressing under any
-    search load (the API's gate gives background work the same share).
+    at the same time as a query batch (tokenizers are not thread-safe). The
+    model's time is shared, not its turns: while queries wait, document work
+    gets at most ``documents_share`` of the model time (a document batch that
+    took D seconds is followed by D * (1 - share) / share seconds of query
+    batches before the next one), and all of it when no query waits. So
+    indexing keeps progressing under any search load, and a search waits
+    behind at most one document batch.
     """
 
     def __init__(
         self,
-        encode: Callable[[list[str]], EncodedTexts],
+        encode: Callable[[list[str], Outputs], EncodedTexts],
         *,
         max_batch: int = 32,
         max_wait_s: float = 0.002,
-        documents_every: int = 8,
+        documents_share: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1; got {max_batch}")
         if max_wait_s < 0:
             raise ValueError(f"max_wait_s must be >= 0; got {max_wait_s}")
-        if documents_every < 1:
-            raise ValueError(f"documents_every must be >= 1; got {documents_every}")
+        if not 0.0 < documents_share <= 1.0:
+            raise ValueError(f"documents_share must lie in (0, 1]; got {documents_share}")
         self._encode = encode
-        self.documents_every = documents_every
+        self._queries_per_document_second = (1.0 - documents_share) / documents_share
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self._clock = clock
@@ -326,19 +336,20 @@ class QueryBatcher:
         self._queue: deque[_PendingQuery] = deque()
         self._busy = False
         self._exclusive_waiting = 0
-        self._batches_since_exclusive = 0
+        # Model seconds owed to queries since the last document batch.
+        self._owed_to_queries = 0.0
         #: Model calls made for queries, and the queries they carried (for metrics and tests).
         self.batches = 0
         self.queries = 0
 
-    def encode(self, texts: Sequence[str]) -> EncodedTexts:
+    def encode(self, texts: Sequence[str], outputs: Outputs = (True, True)) -> EncodedTexts:
         """Encode one caller's query texts, batched with whatever else is waiting."""
-        item = _PendingQuery(list(texts), self._clock())
+        item = _PendingQuery(list(texts), outputs, self._clock())
         with self._cond:
             self._queue.append(item)
             self._cond.notify_all()  # a leader gathering a batch may now have a full one
             while not item.done:
-                if self._busy or (self._exclusive_waiting and self._batches_since_exclusive >= self.documents_every):
+                if self._busy or (self._exclusive_waiting and self._owed_to_queries <= 0):
                     self._cond.wait()
                 else:
                     self._lead()
@@ -347,30 +358,44 @@ class QueryBatcher:
         assert item.result is not None
         return item.result
 
-    def _queued_texts(self) -> int:
-        return sum(max(len(q.texts), 1) for q in self._queue)
+    def _queued_texts(self, outputs: Outputs) -> int:
+        return sum(max(len(q.texts), 1) for q in self._queue if q.outputs == outputs)
+
+    def _take_batch(self) -> list[_PendingQuery]:
+        """The oldest query and, in arrival order, those asking for the same outputs, up to max_batch texts."""
+        first = self._queue.popleft()
+        batch, size, kept = [first], max(len(first.texts), 1), deque()
+        while self._queue:
+            item = self._queue.popleft()
+            cost = max(len(item.texts), 1)
+            if item.outputs == first.outputs and size + cost <= self.max_batch:
+                batch.append(item)
+                size += cost
+            else:
+                kept.append(item)
+        self._queue = kept
+        return batch
 
     def _lead(self) -> None:
         """Holding the condition with the model free: gather, run one batch, hand out rows."""
         self._busy = True
-        deadline = self._queue[0].arrived + self.max_wait_s
-        while self._queued_texts() < self.max_batch:
+        oldest = self._queue[0]
+        deadline = oldest.arrived + self.max_wait_s
+        while self._queued_texts(oldest.outputs) < self.max_batch:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 break
             self._cond.wait(remaining)
-        batch = [self._queue.popleft()]
-        size = max(len(batch[0].texts), 1)
-        while self._queue and size + max(len(self._queue[0].texts), 1) <= self.max_batch:
-            size += max(len(self._queue[0].texts), 1)
-            batch.append(self._queue.popleft())
+        batch = self._take_batch()
         self._cond.release()
+        started = self._clock()
         try:
             self._run(batch)
         finally:
+            elapsed = self._clock() - started
             self._cond.acquire()
             self._busy = False
-            self._batches_since_exclusive += 1
+            self._owed_to_queries -= elapsed
             self.batches += 1
             self.queries += len(batch)
             self._cond.notify_all()
@@ -378,7 +403,7 @@ class QueryBatcher:
     def _run(self, batch: list[_PendingQuery]) -> None:
         texts = [text for item in batch for text in item.texts]
         try:
-            dense, sparse = self._encode(texts)
+            dense, sparse = self._encode(texts, batch[0].outputs)
         except BaseException as error:  # noqa: BLE001 - every caller of the batch sees the failure
             for item in batch:
                 item.error, item.done = error, True
@@ -398,17 +423,19 @@ class QueryBatcher:
         with self._cond:
             self._exclusive_waiting += 1
             try:
-                while self._busy or (self._queue and self._batches_since_exclusive < self.documents_every):
+                while self._busy or (self._queue and self._owed_to_queries > 0):
                     self._cond.wait()
             finally:
                 self._exclusive_waiting -= 1
             self._busy = True
-            self._batches_since_exclusive = 0
+        started = self._clock()
         try:
             return work()
         finally:
+            elapsed = self._clock() - started
             with self._cond:
                 self._busy = False
+                self._owed_to_queries = elapsed * self._queries_per_document_second
                 self._cond.notify_all()
 
 
@@ -426,10 +453,16 @@ class EncoderSet:
 
     def batch_queries(self, *, max_batch: int, max_wait_s: float) -> None:
         """Encode concurrent queries together from now on (thread-safe afterwards)."""
-        self.query_batcher = QueryBatcher(lambda texts: self._encode(texts, queries=True), max_batch=max_batch, max_wait_s=max_wait_s)
+        self.query_batcher = QueryBatcher(
+            lambda texts, outputs: self._encode(texts, queries=True, dense=outputs[0], sparse=outputs[1]),
+            max_batch=max_batch,
+            max_wait_s=max_wait_s,
+        )
 
-    def _encode(self, texts: Sequence[str], *, queries: bool) -> EncodedTexts:
-        if self.shared_m3 is not None:
+    def _encode(self, texts: Sequence[str], *, queries: bool, dense: bool = True, sparse: bool = True) -> EncodedTexts:
+        want_dense = dense and self.dense is not None
+        want_sparse = sparse and self.sparse is not None
+        if self.shared_m3 is not None and want_dense and want_sparse:
             dense_encoder = self.dense
             prompt = ""
             if isinstance(dense_encoder, M3Dense):
@@ -439,16 +472,21 @@ class EncoderSet:
             # A prompt applies to the dense side only: two passes keep sparse terms clean.
         dense_vectors = None
         sparse_vectors = None
-        if self.dense is not None:
+        if want_dense:
+            assert self.dense is not None
             dense_vectors = self.dense.encode_queries(texts) if queries else self.dense.encode_documents(texts)
-        if self.sparse is not None:
+        if want_sparse:
+            assert self.sparse is not None
             sparse_vectors = self.sparse.encode_queries(texts) if queries else self.sparse.encode_documents(texts)
         return dense_vectors, sparse_vectors
 
-    def encode_queries(self, texts: Sequence[str]) -> EncodedTexts:
+    def encode_queries(self, texts: Sequence[str], *, dense: bool = True, sparse: bool = True) -> EncodedTexts:
+        """Query vectors from the encoders asked for (both by default); an
+        output not asked for comes back as None. Batched with concurrent
+        callers' queries when a QueryBatcher is set."""
         if self.query_batcher is not None:
-            return self.query_batcher.encode(texts)
-        return self._encode(texts, queries=True)
+            return self.query_batcher.encode(texts, (dense, sparse))
+        return self._encode(texts, queries=True, dense=dense, sparse=sparse)
 
     def encode_documents(self, texts: Sequence[str]) -> EncodedTexts:
         if self.query_batcher is not None:

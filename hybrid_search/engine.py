@@ -649,7 +649,7 @@ class Engine:
             raise InputError("query must be a non-empty string")
         if len(query) > MAX_QUERY_CHARS:
             raise InputError(f"query is longer than {MAX_QUERY_CHARS} characters")
-        opened = self._opened(name)
+        opened = self._opened(name, with_encoders=False)  # models load only if a path needs them
         config = opened.config
         available = config.paths
         paths = tuple(options.paths) if options.paths is not None else available
@@ -667,7 +667,7 @@ class Engine:
         query_terms = opened.analyzer.tokenize(query)
         dense_query = sparse_query = None
         if "dense" in paths or "sparse" in paths:
-            encoders = opened.encoders
+            encoders = self._opened(name).encoders
             assert encoders is not None
             t0 = time.perf_counter()
             dense_vectors, sparse_vectors = encoders.encode_queries([query])

@@ -27,7 +27,7 @@ class FakeEncoder:
         self.active = 0
         self.overlapped = False
 
-    def __call__(self, texts: list[str]):
+    def __call__(self, texts: list[str], outputs=(True, True)):
         with self.lock:
             self.active += 1
             self.overlapped |= self.active > 1
@@ -159,7 +159,7 @@ def test_an_encoder_failure_reaches_every_caller_of_the_batch_and_the_next_batch
     calls = []
     gate = threading.Event()
 
-    def failing(texts):
+    def failing(texts, outputs):
         calls.append(list(texts))
         if len(calls) == 1:
             gate.wait(10)
@@ -184,46 +184,60 @@ def test_an_encoder_failure_reaches_every_caller_of_the_batch_and_the_next_batch
     assert dense.tolist() == [[1.0]] and sparse is None
 
 
-@pytest.mark.parametrize("documents_every", [1, 2])
-def test_document_work_never_overlaps_a_query_batch_and_waits_at_most_documents_every_batches(documents_every):
+class FakeClock:
+    """Model time: each query batch takes 1 s, each document batch 2 s."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("share, queries_between", [(0.5, 2), (0.4, 3)])
+def test_document_work_never_overlaps_queries_and_gets_its_share_of_model_time(share, queries_between):
     order: list[str] = []
+    clock = FakeClock()
     fake = FakeEncoder(hold_first=True)
 
-    def encode(texts):
+    def encode(texts, outputs):
         order.append("queries")
-        return fake(texts)
-
-    batcher = QueryBatcher(encode, max_batch=1, max_wait_s=0.0, documents_every=documents_every)
-    first, _ = run_in_threads(batcher, [["first"]])
-    first[0].start()
-    assert fake.entered.wait(10)
+        result = fake(texts)
+        clock.now += 1.0
+        return result
 
     def documents():
         with fake.lock:
             fake.overlapped |= fake.active > 0
         order.append("documents")
+        clock.now += 2.0
         return np.zeros((1, 2), dtype=np.float32), None
 
-    document_thread = threading.Thread(target=lambda: batcher.exclusive(documents))
-    document_thread.start()
+    batcher = QueryBatcher(encode, max_batch=1, max_wait_s=0.0, documents_share=share, clock=clock)
+    first, _ = run_in_threads(batcher, [["first"]])
+    first[0].start()
+    assert fake.entered.wait(10)
+    # Nothing owed to queries yet: the waiting document batch goes right after the running query batch.
+    documents_threads = [threading.Thread(target=lambda: batcher.exclusive(documents)) for _ in range(2)]
+    documents_threads[0].start()
     wait_until(lambda: batcher._exclusive_waiting == 1)
-    threads, _ = run_in_threads(batcher, [["later 1"], ["later 2"]])
-    for thread in threads:
+    threads, _ = run_in_threads(batcher, [[f"later {i}"] for i in range(queries_between + 1)])
+    for queued, thread in enumerate(threads, start=1):
         thread.start()
-    wait_until(lambda: len(batcher._queue) == 2)
+        wait_until(lambda queued=queued: len(batcher._queue) == queued)
+    documents_threads[1].start()
+    wait_until(lambda: batcher._exclusive_waiting == 2)
     fake.release.set()
-    for thread in first + threads + [document_thread]:
+    for thread in first + threads + documents_threads:
         thread.join(10)
-    # Queries first, but the waiting document batch goes after documents_every query batches.
-    expected = ["queries"] * 3
-    expected.insert(documents_every, "documents")
-    assert order == expected
+    # 2 s of documents buy 2 * (1 - share) / share seconds of queries (1 s each) before the next document batch.
+    assert order == ["queries", "documents"] + ["queries"] * queries_between + ["documents", "queries"]
     assert not fake.overlapped
 
 
 def test_document_work_goes_at_once_when_no_query_waits():
     fake = FakeEncoder()
-    batcher = QueryBatcher(fake, max_batch=4, max_wait_s=0.0, documents_every=100)
+    batcher = QueryBatcher(fake, max_batch=4, max_wait_s=0.0, documents_share=0.01)
     assert batcher.exclusive(lambda: (None, [{}])) == (None, [{}])
 
 
@@ -232,5 +246,33 @@ def test_bad_bounds_are_refused():
         QueryBatcher(FakeEncoder(), max_batch=0)
     with pytest.raises(ValueError, match="max_wait_s"):
         QueryBatcher(FakeEncoder(), max_wait_s=-1)
-    with pytest.raises(ValueError, match="documents_every"):
-        QueryBatcher(FakeEncoder(), documents_every=0)
+    for share in (0.0, 1.5):
+        with pytest.raises(ValueError, match="documents_share"):
+            QueryBatcher(FakeEncoder(), documents_share=share)
+
+
+def test_only_queries_asking_for_the_same_outputs_share_a_call():
+    fake = FakeEncoder(hold_first=True)
+    seen: list[tuple[list[str], tuple[bool, bool]]] = []
+
+    def encode(texts, outputs):
+        seen.append((list(texts), outputs))
+        dense, sparse = fake(texts)
+        return (dense if outputs[0] else None), (sparse if outputs[1] else None)
+
+    batcher = QueryBatcher(encode, max_batch=32, max_wait_s=0.0)
+    first, _ = run_in_threads(batcher, [["first"]])
+    first[0].start()
+    assert fake.entered.wait(10)
+    results: dict[str, object] = {}
+    asks = [("d1", (True, False)), ("s1", (False, True)), ("d2", (True, False)), ("b1", (True, True))]
+    threads = [threading.Thread(target=lambda t=t, o=o: results.__setitem__(t, batcher.encode([t], o))) for t, o in asks]
+    for queued, thread in enumerate(threads, start=1):
+        thread.start()
+        wait_until(lambda queued=queued: len(batcher._queue) == queued)  # arrival order is the list's order
+    fake.release.set()
+    for thread in first + threads:
+        thread.join(10)
+    assert seen[1:] == [(["d1", "d2"], (True, False)), (["s1"], (False, True)), (["b1"], (True, True))]
+    assert results["d1"][1] is None and results["d1"][0].tolist() == [expected_row("d1")]
+    assert results["s1"][0] is None and results["s1"][1] == [{2: 1.0}]
