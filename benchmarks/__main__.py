@@ -1,4 +1,4 @@
-"""``python -m benchmarks ...``: quality, conditions, tune, speed, bm25, scale, load.
+"""``python -m benchmarks ...``: quality, conditions, tune, speed, coldstart, bm25, scale, load.
 
 Each subcommand lives in its own module and is imported only when it runs, so
 ``--help`` is instant and a missing optional dependency only affects the
@@ -310,6 +310,39 @@ def speed(
         log=_log,
     )
     typer.echo(speed_markdown(data))
+
+
+@app.command()
+def coldstart(
+    dataset: str = typer.Argument("scifact", help="preset name or BEIR folder: the documents of the collection"),
+    docs: int = typer.Option(500, help="documents in the collection"),
+    runs: int = typer.Option(5, help="fresh processes per case (the median is reported)"),
+    dense_model: Path = typer.Option(Path("~/.cache/hybrid-search-models/all-MiniLM-L6-v2"), help="dense model folder"),
+    sparse_model: str = typer.Option("~/.cache/hybrid-search-models/splade-tiny", help="SPLADE model folder, or 'none'"),
+    query: str = typer.Option("what causes inflammation of the lung", help="the query searched"),
+    out: Path = typer.Option(Path("benchmarks") / "results" / "speed", help="output folder"),
+) -> None:
+    """Wall time of a cold `hybrid-search search` (fresh process): hybrid and BM25-only, median of --runs."""
+    from .coldstart import coldstart_markdown, run_coldstart
+    from .presets import dataset_path
+    from .report import environment, write_json, write_text
+
+    name, folder = dataset_path(dataset)
+    result = run_coldstart(
+        folder,
+        name,
+        dense_model=dense_model.expanduser(),
+        sparse_model=None if sparse_model == "none" else Path(sparse_model).expanduser(),
+        docs=docs,
+        runs=runs,
+        query=query,
+        log=_log,
+    )
+    result["environment"] = environment()
+    stem = f"coldstart-{name}"
+    write_json(out / f"{stem}.json", result)
+    write_text(out / f"{stem}.md", coldstart_markdown(result))
+    typer.echo(coldstart_markdown(result))
 
 
 @app.command()
