@@ -109,9 +109,14 @@ def file_sha256(path: Path) -> str:
 
 
 def pipeline_fingerprint(read: ReadOptions, chunking: ChunkingConfig, token_counter_name: str) -> str:
-    """Settings that change the chunks a file yields: changing any re-indexes."""
+    """Settings that change the chunks a file yields: changing any re-indexes.
+    The PDF text extractor (library version and layout method) is one of them."""
+    from .pdf_blocks import PDF_EXTRACTOR
+
     payload = json.dumps(
-        {"read": asdict(read), "chunking": asdict(chunking), "tokens": token_counter_name}, sort_keys=True, default=str
+        {"read": asdict(read), "chunking": asdict(chunking), "tokens": token_counter_name, "extractors": {"pdf": PDF_EXTRACTOR}},
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from indexers.files import find_files
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-DOCUMENTS = REPO_ROOT.parent / "shared" / "documents"
+DOCUMENTS = Path(os.environ.get("HYBRID_SEARCH_DOCUMENTS", REPO_ROOT.parent / "shared" / "documents"))
 CONFIG = ChunkingConfig(max_tokens=256, overlap_tokens=32)
 
 
@@ -62,6 +63,17 @@ def test_pdf_10k_keeps_page_numbers(tenk_pdf):
     assert chunks[0].page == 1 and chunks[-1].page >= 160
     assert all(c.page is not None for c in chunks)
     assert [c.page for c in chunks] == sorted(c.page for c in chunks)
+
+
+def test_pdf_10k_revenue_by_segment_rows_keep_their_cells(tenk_pdf):
+    page_42 = "\n".join(block.text for block in tenk_pdf.blocks if block.page == 42)
+    lines = page_42.split("\n")
+    assert "Compute & Networking | $ 15,068 | $ 11,046 | $ 4,022 | 36 %" in lines
+    assert "Graphics | 11,906 | 15,868 | (3,962) | (25)%" in lines
+    assert "Total | $ 26,974 | $ 26,914 | $ 60 | — %" in lines
+    # the stacked header cells are rows again, in reading order before the figures
+    assert "January 29, | January 30, | $ | %" in lines and "2023 | 2022 | Change | Change" in lines
+    assert page_42.index("January 29,") < page_42.index("Compute & Networking |") < page_42.index("Total |")
 
 
 def test_html_10k_yields_headings_and_table_text(tenk_html):
