@@ -336,7 +336,9 @@ class Engine:
 
     def switch_alias(self, alias: str, collection: str) -> str | None:
         """Point ``alias`` at ``collection`` in one atomic step; returns the
-        collection it pointed at before. Searches by alias follow at once.
+        collection it pointed at before. Searches by alias follow at once; the
+        collection served before becomes read-only (writes go through the
+        alias) until an alias serves it again.
 
         On a Milvus server this is a real Milvus alias (``alter_alias``); Milvus
         Lite has no aliases (also when served over TCP), so there the pointer is
@@ -356,6 +358,10 @@ class Engine:
         lock = self.write_lock(collection)
         if lock is not None and lock.get("reason") == "replaced":
             self.unlock_writes(collection)  # a rollback: the version served again takes writes again
+        if previous is not None and previous != collection:
+            # Writers that resolved the alias before the switch (an API job
+            # submitted earlier) must not land in a version nothing serves.
+            self.lock_writes(previous, {"reason": "replaced", "alias": alias, "target": collection})
         return previous
 
     # --- write locks (promotion) ---------------------------------------------------------

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from hybrid_search import Chunk, CollectionConfig, Engine, RuntimeConfig, StoreConfig
 from hybrid_search.cli import app
-from hybrid_search.errors import CollectionInUseError, InputError
+from hybrid_search.errors import CollectionInUseError, InputError, PromotionInProgressError
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_hybrid_search_env")]
 
@@ -91,3 +91,20 @@ def test_cli_index_refuses_a_reserved_metadata_field_and_skips_them_when_guessin
     assert indexed.exit_code == 0, indexed.output
     with Engine(StoreConfig(uri=db)) as engine:
         assert engine.get_document("docs", "r1")[0].metadata == {"dept": "pets"}
+
+
+def test_the_version_an_alias_left_is_read_only_until_served_again(db):
+    with Engine(StoreConfig(uri=db)) as engine:
+        _bm25_only(engine, "kb_v1")
+        _bm25_only(engine, "kb_v2")
+        engine.switch_alias("kb", "kb_v1")
+        assert engine.switch_alias("kb", "kb_v2") == "kb_v1"
+        late = [Chunk(doc_id="late", chunk_index=0, text="written by a job that resolved the alias earlier")]
+        with pytest.raises(PromotionInProgressError, match="'kb_v1' was promoted to 'kb_v2' behind alias 'kb'"):
+            engine.index("kb_v1", late)
+        engine.index("kb", late)  # through the alias: the served version
+        assert engine.get_document("kb_v2", "late") and not engine.get_document("kb_v1", "late")
+        assert engine.switch_alias("kb", "kb_v1") == "kb_v2"  # a rollback
+        engine.index("kb_v1", late)
+        with pytest.raises(PromotionInProgressError):
+            engine.delete_documents("kb_v2", ["late"])
