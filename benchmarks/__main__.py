@@ -1,4 +1,4 @@
-"""``python -m benchmarks ...``: quality, conditions, tune, speed, coldstart, bm25, scale, load.
+"""``python -m benchmarks ...``: quality, conditions, tune, fusion-study, speed, coldstart, bm25, scale, load.
 
 Each subcommand lives in its own module and is imported only when it runs, so
 ``--help`` is instant and a missing optional dependency only affects the
@@ -99,7 +99,15 @@ def quality(
     dataset: str = typer.Argument(..., help="preset name (nvidia_sec_10k, scifact, cranfield, cmrc2018) or BEIR folder"),
     split: str = typer.Option("test", help="qrels split to score"),
     conditions: str = typer.Option(
-        "all", help="'all', or comma-separated: bm25,dense,bm25+dense,bm25+sparse+dense,tuned,bm25+dense>rerank"
+        "all", help="'all', or comma-separated: bm25,dense,bm25+dense,bm25+sparse+dense,default,tuned,bm25+dense>rerank"
+    ),
+    keep_others: bool = typer.Option(
+        False,
+        "--keep-others",
+        help="keep the conditions of the earlier OUT/quality.json (same index and queries) that this run does not re-run",
+    ),
+    highlight: bool = typer.Option(
+        True, help="matched-term highlighting on every hit (off: no ranking change, less CPU per query; latency then excludes it)"
     ),
     dense: str | None = typer.Option(None, help="dense model alias/folder/hub id, or 'none' (default: the preset's)"),
     sparse: str | None = typer.Option(None, help="sparse model alias/folder/hub id, or 'none' (default: the preset's)"),
@@ -165,6 +173,8 @@ def quality(
         sample_seed=sample_seed,
         store_uri=uri,
         note=preset.note,
+        keep_others=keep_others,
+        highlight=highlight,
         log=_log,
     )
     from .quality import quality_markdown
@@ -464,6 +474,32 @@ def conditions_freeze(
     target = _conditions_file(file)
     freeze(quality_files, target, root=REPO_ROOT)
     typer.echo(f"wrote {target}")
+
+
+@app.command(name="fusion-study")
+def fusion_study(
+    sets: str = typer.Option(
+        "nvidia_sec_10k,scifact,cranfield,cmrc2018", help="comma-separated preset names (their preset models)"
+    ),
+    depth: int = typer.Option(100, help="candidates per path"),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
+    cache: Path = typer.Option(Path("runs"), help=CACHE_HELP),
+    out: Path = typer.Option(Path("benchmarks/results/fusion_study"), help="output folder"),
+) -> None:
+    """Label-free fusion methods on cached candidate lists: chosen on nvidia_sec_10k's train split, checked elsewhere."""
+    from .fusion_study import fusion_study_markdown, run_fusion_study
+    from .indexes import open_index
+
+    data = run_fusion_study(
+        [s.strip() for s in sets.split(",") if s.strip()],
+        spec_for=lambda name: _spec(name, None, None, None, None, None)[0],
+        open_index_for=lambda spec: open_index(spec, cache=cache, runtime=_runtime(device, 32, False), log=_log),
+        cache=cache,
+        out_dir=out,
+        depth=depth,
+        log=_log,
+    )
+    typer.echo(fusion_study_markdown(data))
 
 
 @app.command()

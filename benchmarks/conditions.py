@@ -99,7 +99,7 @@ def run_conditions(
 
                 keep, _ = split_queries(sorted(queries), condition["sample"] / len(queries), seed=condition.get("sample_seed", 13))
                 queries, qrels = {q: queries[q] for q in keep}, {q: qrels[q] for q in keep}
-            fusion = FusionConfig(**condition["fusion"]) if condition.get("fusion") else FusionConfig()
+            fusion = FusionConfig(**condition["fusion"]) if condition.get("fusion") else FusionConfig(method="rrf")
             tuning = (root / condition["tuning"]) if condition.get("tuning") else None
             parsed = parse_conditions(condition["run"], available, fusion, tuning_file=tuning)
             results, _ = score_conditions(opened, queries, qrels, parsed, split=split, cache=cache, log=log)

@@ -6,6 +6,10 @@ Conditions (names used on the command line and in the reports):
 - ``bm25``, ``sparse``, ``dense``: one path, no fusion;
 - ``bm25+dense``, ``bm25+sparse+dense``, ...: those paths fused with the
   fusion given on the command line (default RRF, k = 60, equal weights);
+- ``default``: ``Engine.search`` with no paths and no fusion named, on a
+  collection serving the fusion a new collection gets (``FusionConfig()``):
+  exactly what a user without labels is served; compared with the best single
+  path and with equal-weight RRF over every path;
 - ``tuned``: the fusion chosen by ``python -m benchmarks tune`` (read from
   ``tuning.json`` in the output folder); with k-fold tuning each query is
   searched with the setting tuned on the folds it is not in;
@@ -20,7 +24,8 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +47,7 @@ __all__ = ["Condition", "parse_conditions", "run_quality", "quality_markdown", "
 @dataclass
 class Condition:
     name: str
-    kind: str  # single | fused | tuned
+    kind: str  # single | fused | tuned | default
     paths: tuple[str, ...]
     setting: Setting | None = None
     per_query: dict[str, Setting] | None = None
@@ -75,6 +80,14 @@ def _load_tuned(tuning_file: Path | None) -> tuple[Setting | None, dict[str, Set
     return setting, None, f"{setting.describe()} (tuned on {data['dev_queries']} {data['tune_split']} dev queries; {tuning_file})"
 
 
+def _describe_fusion(fusion: FusionConfig) -> str:
+    if fusion.method == "rrf":
+        return f"rrf k={fusion.rrf_k}"
+    if fusion.method == "weighted":
+        return f"weighted {fusion.normalization}"
+    return fusion.method
+
+
 def parse_conditions(
     spec: str,
     available: Sequence[str],
@@ -89,10 +102,12 @@ def parse_conditions(
     if spec.strip() == "all":
         combos = [c for r in range(1, len(available) + 1) for c in itertools.combinations(available, r)]
         names = [_combo_name(c) for c in combos]
+        if len(available) > 1:
+            names.append("default")
         if tuned is not None or tuned_per_query is not None:
             names.append("tuned")
         if reranker:
-            names += [f"{n}>rerank" for n in names if "+" in n or n == "tuned"]
+            names += [f"{n}>rerank" for n in names if "+" in n or n in ("tuned", "default")]
     else:
         names = [n.strip() for n in spec.split(",") if n.strip()]
     conditions = []
@@ -103,6 +118,18 @@ def parse_conditions(
         rerank = bool(suffix)
         if rerank and not reranker:
             raise ValueError(f"condition {name!r} needs --reranker")
+        if base == "default":
+            conditions.append(
+                Condition(
+                    name,
+                    "default",
+                    tuple(available),
+                    None,
+                    rerank=rerank,
+                    description=f"new-collection default: {_describe_fusion(FusionConfig())}, no paths or fusion named",
+                )
+            )
+            continue
         if base == "tuned":
             if tuned is None and tuned_per_query is None:
                 raise ValueError(
@@ -150,6 +177,23 @@ def parse_conditions(
     return conditions
 
 
+@contextmanager
+def _serving_new_collection_default(opened: Any) -> Iterator[None]:
+    """Serve ``FusionConfig()`` (what a new collection's manifest records) while
+    the ``default`` condition runs: a cached index may have been built under an
+    older default or hold a tuned default; what it served before is put back."""
+    engine, collection = opened.engine, opened.collection
+    previous = engine.open_collection(collection).fusion
+    if previous == FusionConfig():
+        yield
+        return
+    engine.set_fusion_defaults(collection, FusionConfig())
+    try:
+        yield
+    finally:
+        engine.set_fusion_defaults(collection, previous)
+
+
 def score_conditions(
     opened: Any,
     queries: Mapping[str, str],
@@ -162,6 +206,7 @@ def score_conditions(
     split: str = "test",
     cache: Path = Path("runs"),
     store: bool = True,
+    highlight: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
     """Search every query under every condition through Engine.search; score with ranx."""
@@ -171,12 +216,27 @@ def score_conditions(
     for condition in conditions:
 
         def options_for(qid: str, condition: Condition = condition) -> SearchOptions:
+            if condition.kind == "default":
+                # What a new collection serves: nothing named but k and depth.
+                return SearchOptions(
+                    k=k, depth=depth, rerank=condition.rerank, rerank_top_n=rerank_top_n, highlight=highlight
+                )
             setting = condition.setting_for(qid)
             return SearchOptions(
-                k=k, paths=setting.paths, depth=depth, fusion=setting.fusion, rerank=condition.rerank, rerank_top_n=rerank_top_n
+                k=k,
+                paths=setting.paths,
+                depth=depth,
+                fusion=setting.fusion,
+                rerank=condition.rerank,
+                rerank_top_n=rerank_top_n,
+                highlight=highlight,
             )
 
-        run = search_all(opened, queries, options_for, label=condition.name, **extra)
+        if condition.kind == "default":
+            with _serving_new_collection_default(opened):
+                run = search_all(opened, queries, options_for, label=condition.name, **extra)
+        else:
+            run = search_all(opened, queries, options_for, label=condition.name, **extra)
         if store and condition.kind == "single" and not condition.rerank:
             store_candidates(opened, queries, condition.paths[0], run.results, split=split, depth=depth, cache=cache)
         ranking = run.ranking()
@@ -186,7 +246,9 @@ def score_conditions(
             "kind": condition.kind,
             "paths": list(condition.paths),
             "setting": condition.description,
-            "fusion": to_plain(condition.setting.fusion) if condition.setting and condition.setting.fusion else None,
+            "fusion": to_plain(FusionConfig())
+            if condition.kind == "default"
+            else (to_plain(condition.setting.fusion) if condition.setting and condition.setting.fusion else None),
             "rerank": condition.rerank,
             "metrics": means,
             "recall_curve": recall_curve(qrels, ranking),
@@ -195,6 +257,39 @@ def score_conditions(
         if log:
             log(f"[quality] {opened.spec.dataset.name}/{condition.name}: nDCG@10 {means['ndcg@10']:.4f}")
     return results, per_query_ndcg
+
+
+def _keep_earlier(
+    path: Path,
+    index_key: str,
+    qrels: Mapping[str, Any],
+    results: dict[str, Any],
+    per_query_ndcg: dict[str, dict[str, float]],
+) -> dict[str, Any] | None:
+    """Add the conditions of an earlier run (same index, same queries) that this
+    run did not re-run, so one condition can be added without re-searching the rest.
+    Their earlier comparisons are dropped (recomputed over the merged set)."""
+    if not path.is_file():
+        raise ValueError(f"--keep-others: no earlier results at {path}")
+    earlier = json.loads(path.read_text())
+    if earlier["index"]["key"] != index_key:
+        raise ValueError(f"--keep-others: {path} was measured on index {earlier['index']['key']}, this run on {index_key}")
+    kept = [name for name in earlier["conditions"] if name not in results]
+    for name in kept:
+        if set(earlier["per_query_ndcg@10"][name]) != set(qrels):
+            raise ValueError(f"--keep-others: {path} scored {name!r} on other queries than this run")
+    merged = {}
+    for name in [*earlier["conditions"], *results]:
+        if name in results:
+            merged[name] = results[name]
+        else:
+            entry = {k: v for k, v in earlier["conditions"][name].items() if k not in ("vs_best_single", "vs_rrf")}
+            merged[name] = entry
+            per_query_ndcg[name] = earlier["per_query_ndcg@10"][name]
+    results.clear()
+    results.update(merged)
+    env = earlier.get("environment", {})
+    return {"conditions": kept, "command": env.get("command"), "git_revision": env.get("git_revision"), "date": env.get("date")}
 
 
 def run_quality(
@@ -216,9 +311,11 @@ def run_quality(
     sample_seed: int = 13,
     store_uri: str | None = None,
     note: str = "",
+    keep_others: bool = False,
+    highlight: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    fusion = fusion or FusionConfig()
+    fusion = fusion or FusionConfig(method="rrf")
     opened = open_index(
         spec, cache=cache, runtime=runtime, reranker=reranker, store_uri=store_uri, **({"log": log} if log else {})
     )
@@ -246,8 +343,11 @@ def run_quality(
         split=split,
         cache=cache,
         store=max_queries is None,
+        highlight=highlight,
         log=log,
     )
+    stem = "quality" if split == "test" else f"quality-{split}"
+    kept = _keep_earlier(Path(out_dir) / f"{stem}.json", spec.key(), qrels, results, per_query_ndcg) if keep_others else None
     singles = {n: r for n, r in results.items() if r["kind"] == "single" and not r["rerank"]}
     best_single = max(singles, key=lambda n: singles[n]["metrics"]["ndcg@10"]) if singles else None
     if best_single is not None:
@@ -261,6 +361,18 @@ def run_quality(
                     [per_query_ndcg[name][q] for q in qrels], [per_query_ndcg[best_single][q] for q in qrels]
                 ),
             }
+    rrf_name = _combo_name(available)
+    rrf = results.get(rrf_name)
+    if rrf is not None and (rrf.get("fusion") or {}).get("method") == "rrf":
+        for name, r in results.items():
+            if r["kind"] in ("default", "tuned") and not r["rerank"]:
+                r["vs_rrf"] = {
+                    "condition": rrf_name,
+                    "delta_ndcg@10": r["metrics"]["ndcg@10"] - rrf["metrics"]["ndcg@10"],
+                    "p_value": paired_randomization_test(
+                        [per_query_ndcg[name][q] for q in qrels], [per_query_ndcg[rrf_name][q] for q in qrels]
+                    ),
+                }
     data = {
         "benchmark": "quality",
         "dataset": {
@@ -295,6 +407,7 @@ def run_quality(
             "k": k,
             "depth_per_path": depth,
             "default_fusion": to_plain(fusion),
+            "highlight": highlight,
             "device": opened.engine.runtime.resolved_device(),
         },
         "metrics_definition": {
@@ -305,12 +418,12 @@ def run_quality(
         },
         "best_single": {"condition": best_single, "ndcg@10": results[best_single]["metrics"]["ndcg@10"]} if best_single else None,
         "conditions": results,
+        "kept_from_earlier_run": kept,
         "per_query_ndcg@10": per_query_ndcg,
         "note": note,
         "environment": environment(),
     }
     out_dir = Path(out_dir)
-    stem = "quality" if split == "test" else f"quality-{split}"
     write_json(out_dir / f"{stem}.json", data)
     write_text(out_dir / f"{stem}.md", quality_markdown(data))
     plot_recall(data, out_dir / f"{stem}-recall.png")
@@ -386,6 +499,7 @@ def quality_markdown(data: Mapping[str, Any]) -> str:
         markdown_table(header, rows, ["l", "l"] + ["r"] * (len(header) - 2)),
         "",
         "p: two-sided paired randomization test on per-query nDCG@10 against the best single path (10,000 sign flips).",
+        *_vs_rrf_lines(data),
         "",
         "Latency per stage, p50 / p95 ms (query encoding, each path's Milvus search, fusion, rerank, assembling the hits "
         "(reading rows, matched-term highlighting: total minus the timed stages), total), "
@@ -398,6 +512,12 @@ def quality_markdown(data: Mapping[str, Any]) -> str:
         f"Index: {data['index']['key']}, built at {fmt(build.get('chunks_per_second'), 1)} chunks/s on {data['index'].get('build_device')} "
         f"({'reused' if data['index']['reused'] else 'built in this run'}).",
     ]
+    kept = data.get("kept_from_earlier_run")
+    if kept:
+        lines.append(
+            f"Conditions {', '.join(kept['conditions'])} are kept from an earlier run on the same index and queries "
+            f"(git {kept['git_revision']}, `{kept['command']}`); the others were searched in this run."
+        )
     if d.get("skipped_empty_documents"):
         lines.append(f"Documents with no text (not indexable, never retrievable): {', '.join(d['skipped_empty_documents'])}.")
     if data.get("note"):
@@ -405,6 +525,18 @@ def quality_markdown(data: Mapping[str, Any]) -> str:
     env = data["environment"]
     lines += ["", f"Machine: {machine_line(env)}. Git: {env['git_revision']}.", "", f"Command: `{env['command']}`"]
     return "\n".join(line for line in lines)
+
+
+def _vs_rrf_lines(data: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for name, r in data["conditions"].items():
+        vs = r.get("vs_rrf")
+        if vs:
+            lines.append(
+                f"- **{name}** vs {vs['condition']} (equal-weight RRF, k = 60): Δ nDCG@10 {vs['delta_ndcg@10']:+.3f}, "
+                f"p = {fmt(vs['p_value'], 3)}"
+            )
+    return ["", *lines] if lines else []
 
 
 def plot_recall(data: Mapping[str, Any], path: Path) -> Path:

@@ -12,9 +12,19 @@ from typing import Any
 
 from hybrid_search import SearchOptions
 
-from .indexes import OpenedIndex
+from .indexes import IndexSpec, OpenedIndex
 
-__all__ = ["SearchRun", "search_all", "path_candidates", "store_candidates", "doc_of", "STAGES", "ASSEMBLE"]
+__all__ = [
+    "SearchRun",
+    "search_all",
+    "path_candidates",
+    "cached_candidates",
+    "candidates_file",
+    "store_candidates",
+    "doc_of",
+    "STAGES",
+    "ASSEMBLE",
+]
 
 STAGES = ("encode", "bm25", "sparse", "dense", "fusion", "rerank", "total")
 #: Derived: total minus the timed stages = building the hits (reading rows,
@@ -86,7 +96,23 @@ def search_all(
 
 
 def _cache_file(opened: OpenedIndex, cache: Path, split: str, path: str, depth: int) -> Path:
-    return Path(cache) / "candidates" / opened.spec.key() / f"{split}-{path}-d{depth}.json"
+    return candidates_file(opened.spec, cache, split, path, depth)
+
+
+def candidates_file(spec: IndexSpec, cache: Path, split: str, path: str, depth: int) -> Path:
+    return Path(cache) / "candidates" / spec.key() / f"{split}-{path}-d{depth}.json"
+
+
+def cached_candidates(
+    spec: IndexSpec, queries: Mapping[str, str], path: str, *, split: str, depth: int = 100, cache: Path = Path("runs")
+) -> dict[str, list[tuple[str, float]]] | None:
+    """The cached lists of ``path_candidates`` for every query, or None when any is missing
+    (reading them needs no index, so another process may hold it open)."""
+    file = candidates_file(spec, cache, split, path, depth)
+    stored: dict[str, Any] = json.loads(file.read_text()) if file.is_file() else {}
+    if any(qid not in stored or stored[qid]["query"] != text for qid, text in queries.items()):
+        return None
+    return {qid: [(cid, float(score)) for cid, score in stored[qid]["hits"]] for qid in queries}
 
 
 def path_candidates(
@@ -106,14 +132,46 @@ def path_candidates(
     missing = {qid: text for qid, text in queries.items() if qid not in stored or stored[qid]["query"] != text}
     if missing:
         log(f"[candidates] {opened.spec.dataset.name}/{split}/{path}: searching {len(missing)} queries")
-        run = search_all(
-            opened, missing, lambda _q: SearchOptions(k=depth, paths=(path,), depth=depth), label=f"{split}/{path}", log=log
-        )
-        for qid, hits in run.results.items():
+        for qid, hits in _one_path_lists(opened, missing, path, depth).items():
             stored[qid] = {"query": missing[qid], "hits": [[cid, score] for cid, score in hits]}
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_text(json.dumps(stored))
     return {qid: [(cid, float(score)) for cid, score in stored[qid]["hits"]] for qid in queries}
+
+
+def _one_path_lists(
+    opened: OpenedIndex, queries: Mapping[str, str], path: str, depth: int, batch: int = 64
+) -> dict[str, list[tuple[str, float]]]:
+    """What ``Engine.search(paths=(path,), depth=depth)`` ranks, without its
+    per-query overheads: the query is analysed and encoded exactly as there (one
+    query at a time, only by the path's own encoder, so the vectors are
+    identical), the store is asked for ids only, many queries per call.
+    Checked against Engine.search in tests/integration/benchmarks."""
+    engine, collection = opened.engine, opened.collection
+    analyzer = engine.analyzer(collection)
+    encoders = engine.encoders(collection) if path != "bm25" else None
+    data: dict[str, Any] = {}
+    for qid, text in queries.items():
+        if path == "bm25":
+            terms = analyzer.tokenize(text)
+            data[qid] = " ".join(terms) if terms else None
+        elif path == "sparse":
+            assert encoders is not None and encoders.sparse is not None
+            sparse = encoders.encode_queries([text])[1] if encoders.shared_m3 else encoders.sparse.encode_queries([text])
+            data[qid] = sparse[0] if sparse and sparse[0] else None
+        else:
+            assert encoders is not None and encoders.dense is not None
+            dense = encoders.encode_queries([text])[0] if encoders.shared_m3 else encoders.dense.encode_queries([text])
+            assert dense is not None
+            data[qid] = [float(x) for x in dense[0]]
+    out: dict[str, list[tuple[str, float]]] = {qid: [] for qid, value in data.items() if value is None}
+    searchable = [qid for qid, value in data.items() if value is not None]
+    for start in range(0, len(searchable), batch):
+        part = searchable[start : start + batch]
+        found = engine.store.search(collection, path, [data[q] for q in part], limit=depth, output_fields=("id",))  # type: ignore[arg-type]
+        for qid, hits in zip(part, found):
+            out[qid] = [(row["id"], score) for row, score in hits]
+    return {qid: out[qid] for qid in queries}
 
 
 def store_candidates(

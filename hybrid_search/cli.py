@@ -406,7 +406,7 @@ def search(
     k: Annotated[Optional[int], typer.Option("-k", help="Hits to return.")] = None,
     paths: Annotated[Optional[str], typer.Option(help="Comma-separated subset of bm25,sparse,dense (default: all the collection has).")] = None,
     depth: Annotated[Optional[int], typer.Option(help="Candidates per path before fusion.")] = None,
-    fusion: Annotated[Optional[str], typer.Option(help="rrf or weighted (default: the collection's).")] = None,
+    fusion: Annotated[Optional[str], typer.Option(help="adaptive, rrf or weighted (default: the collection's).")] = None,
     rrf_k: Annotated[Optional[int], typer.Option(help="RRF constant k.")] = None,
     normalization: Annotated[Optional[str], typer.Option(help="For weighted fusion: min-max, z-score or none.")] = None,
     weights: Annotated[Optional[str], typer.Option(help="Per-path weights, e.g. bm25=1,dense=0.5.")] = None,
@@ -445,6 +445,7 @@ def search(
                 rrf_k=rrf_k if rrf_k is not None else base.rrf_k,
                 normalization=normalization or base.normalization,
                 weights=dict(base.weights),
+                confidence_power=base.confidence_power,
             )
         path_text = s.get("search", "paths", paths, None)
         chosen = tuple(p.strip() for p in path_text.split(",") if p.strip()) if path_text else None

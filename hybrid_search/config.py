@@ -38,7 +38,7 @@ ANALYZER_VERSIONS = (1, 2)
 DenseKind = Literal["sentence-transformers", "bge-m3"]
 SparseKind = Literal["bge-m3", "splade"]
 Language = Literal["en", "zh"]
-FusionMethod = Literal["rrf", "weighted"]
+FusionMethod = Literal["adaptive", "rrf", "weighted"]
 Normalization = Literal["min-max", "z-score", "none"]
 RerankKind = Literal["flag", "cross-encoder"]
 LongPassages = Literal["truncate", "max-window"]
@@ -145,17 +145,35 @@ class AnalyzerConfig:
 
 @dataclass(frozen=True)
 class FusionConfig:
-    """RRF (``sum w / (rrf_k + rank)``) or a weighted sum of normalised scores."""
+    """How the paths' candidate lists become one list.
 
-    method: FusionMethod = "rrf"
+    - ``adaptive`` (the default for new collections; needs no labels): each
+      path's scores min-max normalised to [0, 1], summed with per-query weights
+      from each path's confidence on this query (``confidence_power``; see
+      ``hybrid_search.fusion``); fused scores lie in [0, 1];
+    - ``rrf``: ``sum w / (rrf_k + rank)``;
+    - ``weighted``: a weighted sum of scores normalised by ``normalization``.
+
+    ``weights`` scale each path (0 drops it); under ``adaptive`` they multiply
+    the per-query confidence weights. A collection keeps the method its
+    manifest records."""
+
+    method: FusionMethod = "adaptive"
     rrf_k: int = 60
     normalization: Normalization = "min-max"
     weights: dict[str, float] = field(default_factory=lambda: {p: 1.0 for p in RETRIEVAL_PATHS})
+    # adaptive: weight = prior * confidence ** power (0: equal weights, large:
+    # the most confident path alone). 2 was chosen on nvidia_sec_10k's train
+    # queries (benchmarks/results/fusion_study), never on test queries.
+    confidence_power: float = 2.0
 
     def __post_init__(self) -> None:
         _check_choice("FusionConfig", "method", self.method, FusionMethod)
         _check_choice("FusionConfig", "normalization", self.normalization, Normalization)
         _check_positive("FusionConfig", "rrf_k", self.rrf_k, allow_zero=True)
+        power = self.confidence_power
+        if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0 <= power <= 16:
+            raise ConfigError(f"FusionConfig.confidence_power must be a number from 0 to 16; got {power!r}")
         for path, weight in self.weights.items():
             if path not in RETRIEVAL_PATHS:
                 raise ConfigError(f"FusionConfig.weights: unknown path {path!r}; paths are {', '.join(RETRIEVAL_PATHS)}")

@@ -37,7 +37,7 @@ from .errors import (
     StoreError,
 )
 from .filters import FilterCondition, compile_filters
-from .fusion import fuse, normalize_scores
+from .fusion import fuse_explained, normalize_scores
 from .rerank import Reranker, load_reranker
 from .settings_store import SettingsStore
 from .snippets import best_passage
@@ -703,10 +703,12 @@ class Engine:
             timings[path] = (time.perf_counter() - t0) * 1000
 
         t0 = time.perf_counter()
+        fusion_weights = {paths[0]: 1.0}
         if len(paths) == 1:
             fused = list(ranked[paths[0]])
         else:
-            fused = fuse(ranked, fusion, options.weights)
+            outcome = fuse_explained(ranked, fusion, options.weights)
+            fused, fusion_weights = outcome.ranked, outcome.weights
         timings["fusion"] = (time.perf_counter() - t0) * 1000
         per_path = {path: {cid: PathScore(rank, score) for rank, (cid, score) in enumerate(items, start=1)} for path, items in ranked.items()}
 
@@ -764,6 +766,7 @@ class Engine:
                     metadata=chunk.metadata,
                     paths={path: per_path[path][cid] for path in paths if cid in per_path[path]},
                     fused_score=float(fused_score),
+                    fusion_weights=fusion_weights,
                     rerank_score=rerank_scores.get(cid),
                     combined_score=combined_scores.get(cid),
                     matched_terms=matched,
@@ -783,6 +786,7 @@ class Engine:
             query_terms=tuple(query_terms),
             timings_ms=timings,
             rerank_first_stage_weight=first_stage_weight,
+            fusion_weights=fusion_weights,
         )
 
     def _search_path(self, name: str, path: str, data: Any, depth: int, expression: str) -> list[tuple[dict[str, Any], float]]:

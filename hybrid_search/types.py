@@ -158,6 +158,9 @@ class Hit:
     fused_score: float
     rerank_score: float | None = None
     matched_terms: tuple[str, ...] = ()
+    # The weight each path had in this query's fusion (adaptive fusion: the
+    # per-query weights, summing to 1; rrf / weighted: the configured ones).
+    fusion_weights: dict[str, float] = field(default_factory=dict)
     # The score the reranked head was ordered by: the rerank score interpolated
     # with the normalised fused score (equal to rerank_score when the first-stage
     # weight is 0). None when not reranked, and for hits past the reranked head.
@@ -188,6 +191,7 @@ class Hit:
             "metadata": self.metadata,
             "paths": {p: {"rank": s.rank, "score": s.score} for p, s in self.paths.items()},
             "fused_score": self.fused_score,
+            "fusion_weights": dict(self.fusion_weights),
             "rerank_score": self.rerank_score,
             "combined_score": self.combined_score,
             "score": self.score,
@@ -214,6 +218,8 @@ class SearchResult:
     query_terms: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
     rerank_first_stage_weight: float | None = None
+    # The weight each path had in the fusion of this query (see Hit.fusion_weights).
+    fusion_weights: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -223,6 +229,7 @@ class SearchResult:
             "fusion": self.fusion,
             "reranked": self.reranked,
             "rerank_first_stage_weight": self.rerank_first_stage_weight,
+            "fusion_weights": dict(self.fusion_weights),
             "confident": self.confident,
             "query_terms": list(self.query_terms),
             "timings_ms": self.timings_ms,

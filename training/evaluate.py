@@ -328,7 +328,7 @@ def _evaluate_system(
             dense=system.dense,
             sparse=system.sparse,
             analyzer=AnalyzerConfig(language=config.language),
-            fusion=config.fusion or FusionConfig(),
+            fusion=config.fusion or FusionConfig(method="rrf"),
             description=f"training evaluation: {system.name}",
         )
         try:

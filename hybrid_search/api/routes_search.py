@@ -75,6 +75,7 @@ def _options(request: SearchRequest, name: str, services: Services) -> SearchOpt
             rrf_k=request.rrf_k if request.rrf_k is not None else base.rrf_k,
             normalization=request.normalization or base.normalization,
             weights=dict(base.weights),
+            confidence_power=base.confidence_power,
         )
     # Without a depth, fetch enough candidates for k (at least 100, for fusion to work with).
     depth: Any = request.depth if request.depth is not None else min(max(100, request.k), services.settings.max_depth)
@@ -114,6 +115,7 @@ def _response(result: SearchResult, explain: bool, settings: ApiSettings) -> Sea
         if explain:
             item["paths"] = {p: {"rank": s.rank, "score": _finite(s.score)} for p, s in hit.paths.items()}
             item["fused_score"] = _finite(hit.fused_score)
+            item["fusion_weights"] = dict(hit.fusion_weights)
             item["rerank_score"] = _finite(hit.rerank_score)
             item["combined_score"] = _finite(hit.combined_score)
             item["matched_terms"] = list(hit.matched_terms)

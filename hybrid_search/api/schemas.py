@@ -143,7 +143,7 @@ class SearchRequest(_Model):
     paths: Annotated[list[PathName], Field(min_length=1, max_length=3)] | None = Field(
         None, description="retrieval paths to run; default: every path the collection has"
     )
-    fusion: Literal["rrf", "weighted"] | None = Field(None, description="default: the collection's fusion method")
+    fusion: Literal["adaptive", "rrf", "weighted"] | None = Field(None, description="default: the collection's fusion method")
     rrf_k: Annotated[int, Field(ge=0, le=100_000)] | None = None
     normalization: Literal["min-max", "z-score", "none"] | None = None
     weights: dict[PathName, Annotated[float, Field(ge=0, le=1_000_000)]] | None = None
@@ -207,6 +207,8 @@ class HitOut(BaseModel):
     # explain=true only:
     paths: dict[str, PathScoreOut] | None = None
     fused_score: float | None = None
+    # the weight each path had in this query's fusion (adaptive: per query, summing to 1)
+    fusion_weights: dict[str, float] | None = None
     rerank_score: float | None = None
     # the score the reranked head was ordered by (rerank interpolated with the fused score)
     combined_score: float | None = None
@@ -268,7 +270,7 @@ class Bm25Spec(_Model):
 
 
 class FusionSpec(_Model):
-    method: Literal["rrf", "weighted"] = "rrf"
+    method: Literal["adaptive", "rrf", "weighted"] = "adaptive"
     rrf_k: Annotated[int, Field(ge=0, le=100_000)] = 60
     normalization: Literal["min-max", "z-score", "none"] = "min-max"
     weights: dict[PathName, Annotated[float, Field(ge=0, le=1_000_000)]] | None = None

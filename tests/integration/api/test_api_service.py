@@ -36,7 +36,8 @@ def test_search_explain_shows_per_path_ranks_scores_and_terms(client):
     response = client.post("/v1/collections/docs/search", json={"query": "cat on the mat", "k": 3, "explain": True, "rerank": False})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["paths"] == ["bm25", "sparse", "dense"] and body["fusion"] == "rrf" and not body["reranked"]
+    # a collection created without a fusion gets the label-free default
+    assert body["paths"] == ["bm25", "sparse", "dense"] and body["fusion"] == "adaptive" and not body["reranked"]
     assert body["query_terms"] == ["cat", "mat"]
     assert {"encode", "bm25", "sparse", "dense", "fusion", "total"} <= set(body["timings_ms"])
     top = body["hits"][0]
@@ -44,6 +45,9 @@ def test_search_explain_shows_per_path_ranks_scores_and_terms(client):
     assert top["paths"]["bm25"]["rank"] == 1 and top["paths"]["bm25"]["score"] > 0
     assert set(top["matched_terms"]) == {"cat", "mat"}
     assert [h["rank"] for h in body["hits"]] == [1, 2, 3]
+    assert set(top["fusion_weights"]) == {"bm25", "sparse", "dense"}
+    assert sum(top["fusion_weights"].values()) == pytest.approx(1.0)
+    assert 0.0 <= top["fused_score"] <= 1.0
 
 
 def test_search_without_explain_is_lean(client):

@@ -70,6 +70,10 @@ def test_every_path_returns_explained_hits(request, engine_name, collection):
     for rank, hit in enumerate(result.hits, start=1):
         assert hit.rank == rank
     assert [h.fused_score for h in result.hits] == sorted((h.fused_score for h in result.hits), reverse=True)
+    # the default (adaptive) fusion: scores in [0, 1], each hit shows the query's weights
+    assert result.fusion == "adaptive" and result.fusion_weights == top.fusion_weights
+    assert sum(top.fusion_weights.values()) == pytest.approx(1.0)
+    assert all(0.0 <= h.fused_score <= 1.0 for h in result.hits)
 
 
 def test_highlight_off_returns_the_same_hits_without_matched_terms(m3_engine):
