@@ -57,7 +57,7 @@ def test_search_json_explains_every_path(cli_env):
     result = invoke(cli_env, "search", "cat on the mat", "-k", "2", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["paths"] == ["bm25", "sparse", "dense"] and data["fusion"] == "rrf"
+    assert data["paths"] == ["bm25", "sparse", "dense"] and data["fusion"] == "adaptive"
     top = data["hits"][0]
     assert top["doc_id"] == "a" and set(top["paths"]) == {"bm25", "sparse", "dense"}
     assert top["metadata"] == {"dept": "pets", "year": 2021}
