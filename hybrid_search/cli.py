@@ -8,6 +8,7 @@ then defaults. Errors print one line to stderr and exit non-zero.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -380,14 +381,15 @@ def _highlight_passage(hit: Hit, whole: bool) -> str:
     if whole or hit.snippet is None:
         return _highlight(hit.text, hit.matched_terms)
     snippet = hit.snippet
-    return ("…" if snippet.start > 0 else "") + _highlight(snippet.text, hit.matched_terms) + ("…" if snippet.end < len(hit.text) else "")
+    # Blank lines (between paragraphs, around a heading) would only spread the hit out.
+    text = re.sub(r"\n\s*\n", "\n", snippet.text)
+    return ("…" if snippet.start > 0 else "") + _highlight(text, hit.matched_terms) + ("…" if snippet.end < len(hit.text) else "")
 
 
 def _highlight(text: str, terms: tuple[str, ...]) -> str:
     """Rich markup with the matched surface terms in bold."""
     if not terms:
         return escape(text)
-    import re
 
     pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)))
     out, last = [], 0

@@ -206,7 +206,8 @@
     p.className = "text snippet";
     const snippet = hit.snippet || { text: hit.text, start: 0, end: hit.text.length };
     if (snippet.start > 0) p.append("… ");
-    p.appendChild(highlighted(snippet.text, hit.matched_terms));
+    // Blank lines (between paragraphs, around a heading) would only spread the hit out.
+    p.appendChild(highlighted(snippet.text.replace(/\n\s*\n/g, "\n"), hit.matched_terms));
     if (snippet.end < hit.text.length) p.append(" …");
     return p;
   }
