@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -72,11 +73,12 @@ def _documents(folder: Path) -> None:
     (folder / "audit-notes.md").write_text(NOTES, encoding="utf-8")
 
 
+READ_KEY = "page-test-read-key-0123456789"
+
+
 @pytest.fixture(scope="module")
-def handbook_server(tiny_models, tmp_path_factory, serve_app):
-    """A collection indexed from a folder, served with that folder as a document
-    root of the same name (so hits link to their files)."""
-    from hybrid_search.api import ApiSettings, create_app
+def handbook_engine(tiny_models, tmp_path_factory):
+    """A collection indexed from a folder named like the document root."""
     from indexers.chunks import ChunkingConfig
     from indexers.pipeline import IngestConfig, ingest
 
@@ -94,18 +96,36 @@ def handbook_server(tiny_models, tmp_path_factory, serve_app):
     # 100 tiny-model tokens: each paragraph (the repeated one is 83) a chunk of its own.
     summary = ingest(engine, "handbooks", [folder], IngestConfig(chunking=ChunkingConfig(max_tokens=100, overlap_tokens=0)))
     assert not summary.failed and summary.documents_written == 3, summary
-    settings = ApiSettings(
-        dense_model=str(tiny_models.dense),
-        dense_kind="sentence-transformers",
-        sparse_model=str(tiny_models.splade),
-        sparse_kind="splade",
-        device="cpu",
-        document_roots={"handbooks": folder},
-    )
-    try:
-        yield from serve_app(create_app(settings, engine=engine))
-    finally:
-        engine.close()
+    yield engine, folder
+    engine.close()
+
+
+def _serve(serve_app, tiny_models, handbook_engine, **settings):
+    from hybrid_search.api import ApiSettings, create_app
+
+    engine, folder = handbook_engine
+    values = {
+        "dense_model": str(tiny_models.dense),
+        "dense_kind": "sentence-transformers",
+        "sparse_model": str(tiny_models.splade),
+        "sparse_kind": "splade",
+        "device": "cpu",
+        "document_roots": {"handbooks": folder},
+    }
+    return serve_app(create_app(ApiSettings(**values, **settings), engine=engine))
+
+
+@pytest.fixture(scope="module")
+def handbook_server(serve_app, tiny_models, handbook_engine):
+    """The collection served with its folder as a document root of the same
+    name (so hits link to their files), no API key."""
+    yield from _serve(serve_app, tiny_models, handbook_engine)
+
+
+@pytest.fixture()
+def keyed_server(serve_app, tiny_models, handbook_engine):
+    """The same behind a read key."""
+    yield from _serve(serve_app, tiny_models, handbook_engine, read_api_keys=[READ_KEY])
 
 
 def _search(driver, query: str, filter_text: str = "") -> list[dict]:
@@ -208,3 +228,35 @@ def test_search_filter_open_source_and_screenshot(handbook_server, browser, tmp_
     target = os.environ.get("HYBRID_SEARCH_SCREENSHOT")
     if target:
         shutil.copyfile(shot, target)
+
+
+def _open_in_new_window(driver, link) -> str:
+    """Click a link that opens a window; returns that window's body text and closes it."""
+    page = driver.current_window_handle
+    link.click()
+    WebDriverWait(driver, 30).until(lambda d: len(d.window_handles) == 2)
+    driver.switch_to.window(next(handle for handle in driver.window_handles if handle != page))
+    try:
+        WebDriverWait(driver, 30).until(lambda d: d.find_element(By.TAG_NAME, "body").text.strip())
+        return driver.find_element(By.TAG_NAME, "body").text
+    finally:
+        driver.close()
+        driver.switch_to.window(page)
+
+
+def test_with_an_api_key_the_source_opens_through_the_key(keyed_server, browser):
+    # A plain link cannot carry the key: the server refuses it...
+    request = urllib.request.Request(keyed_server + "/v1/sources/handbooks/audit-notes.md")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request)
+    assert refused.value.code == 401
+    # ...so the page fetches the file with the key and opens it from memory.
+    browser.get(keyed_server + "/ui/")
+    key = browser.find_element(By.ID, "api-key")
+    key.send_keys(READ_KEY)
+    browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
+    WebDriverWait(browser, 30).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#collection option[value='handbooks']")))
+    _search(browser, "auditors bank account reconciliation")
+    link = browser.find_element(By.CSS_SELECTOR, "#results li.hit[data-doc-id='handbooks/audit-notes.md'] .meta a.source")
+    assert "auditors checked the bank account" in _open_in_new_window(browser, link)
+    browser.execute_script("sessionStorage.clear()")
