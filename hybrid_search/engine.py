@@ -816,6 +816,11 @@ class Engine:
             raise InputError("reranking was asked for but no reranker is configured (set a rerank model)")
         return self.reranker
 
+    def supervise_store(self) -> str | None:
+        """For a liveness probe: why the store cannot be brought back, or None
+        (a dead embedded Milvus Lite is restarted first)."""
+        return self.store.supervise()
+
     def close(self) -> None:
         self.store.close()
 

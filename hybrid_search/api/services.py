@@ -141,7 +141,7 @@ class Services:
         """Why the store cannot be brought back (an embedded Milvus Lite that
         died and cannot be restarted), or None; restarts a dead one first."""
         engine = self._engine
-        return engine.store.supervise() if engine is not None else None
+        return engine.supervise_store() if engine is not None else None
 
     def warm_up(self) -> None:
         """Load every collection's encoders (and the reranker) now, so the first

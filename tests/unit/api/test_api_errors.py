@@ -40,6 +40,9 @@ class FakeEngine:
             raise self.error
         return []
 
+    def supervise_store(self) -> str | None:
+        return None
+
     def close(self) -> None:  # pragma: no cover - the app never closes an engine it was given
         raise AssertionError("the app must not close an engine it did not open")
 
