@@ -61,10 +61,11 @@ def _register_shells() -> None:
 
     app.command("serve", help="Run the HTTP search service (FastAPI + uvicorn).")(serve_command)
     try:
-        from training.cli import train_app
+        from training.cli import adapt_command, train_app
     except ImportError:  # an install without the training package
         return
     app.add_typer(train_app, name="train")
+    app.command("adapt", help="Adapt a collection to its own text in one command (train, measure, promote if better).")(adapt_command)
 
 
 console = Console()

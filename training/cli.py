@@ -16,7 +16,7 @@ import typer
 from hybrid_search.errors import HybridSearchError
 from hybrid_search.settings import LayeredSettings, parse_weights
 
-__all__ = ["train_app"]
+__all__ = ["adapt_command", "train_app"]
 
 train_app = typer.Typer(
     name="train",
@@ -30,6 +30,21 @@ Device = Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps (def
 # The same --uri/--token as every hybrid-search command (--store kept for old scripts).
 Uri = Annotated[Optional[str], typer.Option("--uri", "--store", help="Milvus URI (default: --uri, [store] uri, HYBRID_SEARCH_URI, hybrid_search.db).")]
 Token = Annotated[Optional[str], typer.Option("--token", help="Milvus token (default: --token, [store] token, HYBRID_SEARCH_TOKEN).")]
+# LLM questions (train data, adapt): an OpenAI-compatible endpoint.
+LlmBaseUrl = Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1: LLM questions.")]
+LlmModel = Annotated[Optional[str], typer.Option(help="Model name at the LLM endpoint.")]
+LlmKeyEnv = Annotated[str, typer.Option(help="Environment variable holding the API key.")]
+LlmConcurrency = Annotated[int, typer.Option(help="Requests in flight at once.")]
+QuestionsPerChunk = Annotated[int, typer.Option(help="LLM questions per chunk.")]
+
+
+def _llm_config(base_url: Optional[str], model: Optional[str], key_env: str, concurrency: int, per_chunk: int):  # noqa: ANN202
+    """The LLM settings when an endpoint or model is named, else None (no LLM)."""
+    from .llm_questions import LLMConfig
+
+    if not (base_url or model):
+        return None
+    return LLMConfig(base_url=base_url or "", model=model or "", api_key_env=key_env, concurrency=concurrency, questions_per_chunk=per_chunk)
 
 
 def _fail(error: Exception) -> None:
@@ -76,11 +91,11 @@ def data_command(
     pseudo_per_chunk: Annotated[int, typer.Option(help="Pseudo-queries of each kind per chunk.")] = 2,
     max_pseudo_chunks: Annotated[Optional[int], typer.Option(help="Make pseudo-queries from at most this many chunks.")] = None,
     language: Annotated[str, typer.Option(help="en or zh (keyword extraction).")] = "en",
-    llm_base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1.")] = None,
-    llm_model: Annotated[Optional[str], typer.Option(help="Model name at the LLM endpoint.")] = None,
-    llm_api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key.")] = "OPENAI_API_KEY",
-    llm_concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 4,
-    questions_per_chunk: Annotated[int, typer.Option(help="LLM questions per chunk.")] = 2,
+    llm_base_url: LlmBaseUrl = None,
+    llm_model: LlmModel = None,
+    llm_api_key_env: LlmKeyEnv = "OPENAI_API_KEY",
+    llm_concurrency: LlmConcurrency = 4,
+    questions_per_chunk: QuestionsPerChunk = 2,
     split: Annotated[str, typer.Option(help="labels (BEIR test split = test documents) or random.")] = "labels",
     test_fraction: Annotated[float, typer.Option(help="Share of documents held out for test (split=random).")] = 0.2,
     dev_fraction: Annotated[float, typer.Option(help="Share of the remaining documents held out for dev.")] = 0.1,
@@ -89,22 +104,13 @@ def data_command(
     """Build a data folder: corpus, document-level split, training examples, held-out queries."""
     try:
         from .data import DataConfig, build_training_data
-        from .llm_questions import LLMConfig
         from .pseudo_queries import PseudoQueryConfig
 
         sources = [name for name, value in (("beir", beir), ("jsonl", pairs), ("collection", collection)) if value]
         if len(sources) != 1:
             raise HybridSearchError("give exactly one of --beir, --pairs, --collection")
         kinds = tuple(k.strip() for k in pseudo.split(",") if k.strip() and k.strip() != "none")
-        llm = None
-        if llm_base_url or llm_model:
-            llm = LLMConfig(
-                base_url=llm_base_url or "",
-                model=llm_model or "",
-                api_key_env=llm_api_key_env,
-                concurrency=llm_concurrency,
-                questions_per_chunk=questions_per_chunk,
-            )
+        llm = _llm_config(llm_base_url, llm_model, llm_api_key_env, llm_concurrency, questions_per_chunk)
         config = DataConfig(
             source=sources[0],  # type: ignore[arg-type]
             path=str(beir or pairs) if (beir or pairs) else None,
@@ -477,3 +483,64 @@ def all_command(
 
 if __name__ == "__main__":  # pragma: no cover
     train_app()
+
+
+def adapt_command(
+    ctx: typer.Context,
+    collection: Annotated[str, typer.Option("--collection", "-C", help="The collection or alias to adapt (its chunks are the training corpus).")],
+    questions: Annotated[
+        Optional[Path], typer.Option(help="Labelled questions: JSONL of {query, chunk_ids|doc_ids}, or a BEIR folder (queries.jsonl, qrels/) naming doc ids.")
+    ] = None,
+    budget: Annotated[str, typer.Option(help="Time budget, e.g. 15m, 900s, 1h; training stops when its share is spent.")] = "15m",
+    run_dir: Annotated[Optional[Path], typer.Option(help="Run folder (re-run the same command to resume). Default: adapt-runs/<collection>.")] = None,
+    alias: Annotated[Optional[str], typer.Option(help="Alias to serve the adapted version under, when --collection is a plain collection.")] = None,
+    promote: Annotated[bool, typer.Option("--promote/--no-promote", help="Promote when the gate passes (--no-promote: measure only).")] = True,
+    epochs: Annotated[float, typer.Option(help="Dense fine-tuning epochs (the best dev epoch is kept).")] = 3.0,
+    batch_size: Annotated[int, typer.Option(help="Training batch size (in-batch negatives).")] = 32,
+    learning_rate: Annotated[float, typer.Option(help="Dense fine-tuning learning rate.")] = 2e-5,
+    max_p_value: Annotated[float, typer.Option(help="The gate needs the paired test's p-value <= this.")] = 0.05,
+    min_gain: Annotated[float, typer.Option(help="The gate needs nDCG@10 to rise by more than this.")] = 0.0,
+    max_eval_queries: Annotated[Optional[int], typer.Option(help="Evaluate on at most this many held-out questions.")] = None,
+    report_to: Annotated[str, typer.Option(help="none, tensorboard or wandb (when installed): training logs there too.")] = "none",
+    llm_base_url: LlmBaseUrl = None,
+    llm_model: LlmModel = None,
+    llm_api_key_env: LlmKeyEnv = "OPENAI_API_KEY",
+    llm_concurrency: LlmConcurrency = 4,
+    questions_per_chunk: QuestionsPerChunk = 2,
+    device: Device = None,
+    uri: Uri = None,
+    token: Token = None,
+    seed: Annotated[int, typer.Option()] = 42,
+) -> None:
+    """Adapt a collection to its own text in one command: training data (your questions, an LLM's, or
+    pseudo-queries), hard negatives, dense fine-tuning within the budget, served before/after on held-out
+    questions with a paired test, and promotion only when the gate passes. Re-run to resume."""
+    try:
+        from .adapt import AdaptConfig, parse_budget, run_adapt
+
+        llm = _llm_config(llm_base_url, llm_model, llm_api_key_env, llm_concurrency, questions_per_chunk)
+        if questions is not None and llm is not None:
+            raise HybridSearchError("give --questions or an LLM endpoint, not both")
+        config = AdaptConfig(
+            collection=collection,
+            run_dir=str(run_dir or Path("adapt-runs") / collection),
+            questions=str(questions) if questions is not None else None,
+            llm=llm,
+            alias=alias,
+            promote=promote,
+            budget_s=parse_budget(budget),
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            max_p_value=max_p_value,
+            min_gain=min_gain,
+            max_eval_queries=max_eval_queries,
+            report_to=report_to,  # type: ignore[arg-type]
+            device=_device(ctx, device),  # type: ignore[arg-type]
+            seed=seed,
+        )
+        with _engine(ctx, uri, token) as engine:
+            result = run_adapt(engine, config)
+        typer.echo(result.reason)
+    except HybridSearchError as error:
+        _fail(error)

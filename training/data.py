@@ -5,8 +5,11 @@ Sources:
 - ``beir``: a BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``);
 - ``jsonl``: the user's pairs or triplets in FlagEmbedding's format
   (``{"query": str, "pos": [str], "neg": [str]}``, ids optional);
-- ``collection``: the chunks of an indexed collection, read through the engine
-  (no labels: questions come from an LLM or from pseudo-queries).
+- ``collection``: the chunks of an indexed collection, read through the engine;
+  labelled by ``questions`` when given (a JSONL file of
+  ``{"query": str, "chunk_ids" | "doc_ids": [str]}`` or a BEIR folder whose
+  qrels name the collection's doc ids), else questions come from an LLM or
+  from pseudo-queries.
 
 The split is by document, never by query: every chunk of a document lands in
 exactly one of train/dev/test, a labelled query follows its relevant documents
@@ -82,6 +85,7 @@ class DataConfig:
     source: Source
     path: str | None = None
     collection: str | None = None
+    questions: str | None = None  # source 'collection': labelled questions (JSONL or BEIR folder)
     train_split: str | None = "train"
     test_split: str | None = "test"
     use_labels: bool = True
@@ -102,6 +106,8 @@ class DataConfig:
             raise ConfigError(f"DataConfig.path must name the {self.source} input")
         if self.source == "collection" and not self.collection:
             raise ConfigError("DataConfig.collection must name the collection to read chunks from")
+        if self.questions is not None and self.source != "collection":
+            raise ConfigError("DataConfig.questions labels a collection source; a BEIR or JSONL source carries its own labels")
         if self.split == "labels" and (self.source != "beir" or not self.test_split):
             raise ConfigError("DataConfig.split='labels' needs a BEIR source with a test_split; use split='random'")
         for name in ("test_fraction", "dev_fraction"):
@@ -110,7 +116,7 @@ class DataConfig:
                 raise ConfigError(f"DataConfig.{name} must lie in [0, 1); got {value!r}")
         if self.split == "random" and self.test_fraction + self.dev_fraction >= 1.0:
             raise ConfigError("DataConfig.test_fraction + dev_fraction must leave documents to train on")
-        has_labels = self.source == "jsonl" or (self.source == "beir" and self.train_split)
+        has_labels = self.source == "jsonl" or (self.source == "beir" and self.train_split) or self.questions is not None
         if not ((self.use_labels and has_labels) or self.pseudo is not None or self.llm is not None):
             raise ConfigError("DataConfig gives no training signal: use labels, pseudo-queries or an LLM")
         for name in ("max_pseudo_chunks", "max_train_examples"):
@@ -355,6 +361,59 @@ def _load_collection(engine: Engine, name: str) -> _Loaded:
     return _Loaded(chunks, {}, {}, {})
 
 
+def _label_collection(loaded: _Loaded, questions: Path) -> None:
+    """Labelled questions for a collection's chunks. A doc id stands for every
+    chunk of that document (the user knows the document, not the chunking)."""
+    chunks_of: dict[str, list[str]] = {}
+    for chunk in loaded.chunks:
+        chunks_of.setdefault(chunk.doc_id, []).append(chunk.id)
+    known = {c.id for c in loaded.chunks}
+    rows: list[tuple[str, str, dict[str, int], str]] = []  # query id, text, target -> grade, where
+    if questions.is_dir():
+        beir = questions
+        if not (beir / "queries.jsonl").is_file() or not (beir / "qrels").is_dir():
+            raise InputError(f"{beir} is not a BEIR questions folder (needs queries.jsonl and qrels/*.tsv)")
+        texts = {str(row["_id"]): str(row["text"]) for _, row in _read_jsonl(beir / "queries.jsonl")}
+        for qrels_file in sorted((beir / "qrels").glob("*.tsv")):
+            for query_id, relevant in _read_qrels(qrels_file).items():
+                if query_id not in texts:
+                    raise InputError(f"{qrels_file} judges query {query_id!r}, which {beir / 'queries.jsonl'} does not have")
+                rows.append((query_id, texts[query_id], {_doc_of(cid): g for cid, g in relevant.items()}, f"{qrels_file.name}"))
+    elif questions.is_file():
+        for number, row in _read_jsonl(questions):
+            query = row.get("query")
+            if not isinstance(query, str) or not query.strip():
+                raise InputError(f"{questions}:{number}: 'query' must be a non-empty string")
+            ids = row.get("chunk_ids", row.get("doc_ids"))
+            if isinstance(ids, str):
+                ids = [ids]
+            if not isinstance(ids, list) or not ids or ("chunk_ids" in row) == ("doc_ids" in row):
+                raise InputError(f"{questions}:{number}: give exactly one of 'chunk_ids' or 'doc_ids', a non-empty list")
+            targets = {("#" if "chunk_ids" in row else "") + str(i): 1 for i in ids}
+            rows.append((str(row.get("query_id") or f"q{number}"), query, targets, f"line {number}"))
+    else:
+        raise InputError(f"no questions at {questions} (a JSONL file or a BEIR folder)")
+    missing: list[str] = []
+    for query_id, text, targets, where in rows:
+        relevant: dict[str, int] = {}
+        for target, grade in targets.items():
+            if target.startswith("#"):
+                chunk_ids = [target[1:]] if target[1:] in known else []
+            else:
+                chunk_ids = chunks_of.get(target, [])
+            if not chunk_ids:
+                missing.append(f"{target.lstrip('#')} ({where})")
+            relevant.update({cid: grade for cid in chunk_ids})
+        if relevant:
+            loaded.queries[query_id] = text
+            loaded.train_qrels[query_id] = relevant
+    if missing:
+        raise InputError(
+            f"{len(missing)} labelled id(s) are not in the collection, e.g. {', '.join(missing[:3])}: "
+            "label chunk ids ('<doc_id>#<chunk_index>') or doc ids of this collection"
+        )
+
+
 # --- split ---------------------------------------------------------------------------
 
 
@@ -485,6 +544,8 @@ def build_training_data(config: DataConfig, folder: Path, *, engine: Engine | No
         if engine is None:
             raise ConfigError("DataConfig.source='collection' needs an engine to read the collection from")
         loaded = _load_collection(engine, config.collection or "")
+        if config.questions is not None:
+            _label_collection(loaded, Path(config.questions))
     if not loaded.chunks:
         raise InputError("the source holds no chunks")
     by_id = {c.id: c for c in loaded.chunks}

@@ -14,6 +14,7 @@ sentence-transformers encoder picks up by itself.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -23,7 +24,7 @@ from hybrid_search.errors import ConfigError, InputError
 from .data import Example, TrainingData
 from .runs import Device, Precision, begin_run, check_choice, fail_run, finish_run, last_checkpoint, model_path, resolve_device
 
-__all__ = ["DenseTrainConfig", "DenseKeep", "DenseLoss", "train_dense", "precision_flags"]
+__all__ = ["DEV_METRIC", "DenseTrainConfig", "DenseKeep", "DenseLoss", "ReportTo", "train_dense", "precision_flags"]
 
 DenseLoss = Literal["mnrl", "cached-mnrl"]
 # Which epoch's weights the run saves: the last, or the one with the best dev nDCG@10.
@@ -162,8 +163,22 @@ def _loss(model: Any, config: DenseTrainConfig) -> Any:
     return loss
 
 
-def train_dense(data: TrainingData, config: DenseTrainConfig, run_dir: Path, *, progress: bool = True) -> dict[str, Any]:
-    """Fine-tune; the model lands in ``run_dir/model``. Returns the run's metrics."""
+ReportTo = Literal["none", "tensorboard", "wandb"]
+
+
+def train_dense(
+    data: TrainingData,
+    config: DenseTrainConfig,
+    run_dir: Path,
+    *,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+    report_to: ReportTo = "none",
+) -> dict[str, Any]:
+    """Fine-tune; the model lands in ``run_dir/model``. Returns the run's metrics.
+    ``callbacks`` are transformers TrainerCallbacks (console lines, a time
+    budget); ``report_to`` logs to TensorBoard or W&B as well: neither changes
+    the model, so neither is part of the run's config."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base import BatchSamplers
@@ -214,7 +229,7 @@ def train_dense(data: TrainingData, config: DenseTrainConfig, run_dir: Path, *, 
             logging_steps=10,
             seed=config.seed,
             data_seed=config.seed,
-            report_to="none",
+            report_to=report_to,
             disable_tqdm=not progress,
             use_cpu=device == "cpu",
             dataloader_drop_last=False,
@@ -226,6 +241,7 @@ def train_dense(data: TrainingData, config: DenseTrainConfig, run_dir: Path, *, 
             train_dataset=train_dataset,
             loss=_loss(model, config),
             evaluator=evaluator,
+            callbacks=list(callbacks) or None,
         )
         metrics: dict[str, Any] = {"train_examples": len(train_dataset), "sources": sorted({e.source for e in examples})}
         if evaluator is not None:
