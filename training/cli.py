@@ -471,12 +471,13 @@ def retire_command(
 def all_command(
     config: Annotated[Path, typer.Option("--config", help="Pipeline config (TOML or JSON).")],
     out: Annotated[Optional[str], typer.Option(help="Override the config's output folder.")] = None,
+    data_path: Annotated[Optional[Path], typer.Option(help="The training data (BEIR folder or JSONL), instead of the config's [data] path.")] = None,
 ) -> None:
     """Chain every stage from one config file; re-running resumes where it stopped."""
     try:
         from .pipeline import load_pipeline_config, run_pipeline
 
-        run_pipeline(load_pipeline_config(config, out=out))
+        run_pipeline(load_pipeline_config(config, out=out, data_path=data_path))
     except HybridSearchError as error:
         _fail(error)
 

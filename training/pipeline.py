@@ -104,8 +104,10 @@ class PipelineConfig:
             raise ConfigError("PipelineConfig.base names no model to mine negatives with (BM25 alone needs [negatives])")
 
 
-def load_pipeline_config(path: Path, *, out: str | None = None) -> PipelineConfig:
-    """Read and validate a TOML or JSON pipeline config; ``out`` overrides its folder."""
+def load_pipeline_config(path: Path, *, out: str | None = None, data_path: Path | None = None) -> PipelineConfig:
+    """Read and validate a TOML or JSON pipeline config; ``out`` overrides its
+    folder, ``data_path`` its ``[data] path``. A relative ``[data] path`` is
+    relative to the config file, so a config and its data travel together."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no pipeline config at {path}")
@@ -116,6 +118,17 @@ def load_pipeline_config(path: Path, *, out: str | None = None) -> PipelineConfi
         raise InputError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {error}") from error
     if out is not None:
         data["out"] = out
+    section = data.get("data")
+    if isinstance(section, dict) and section.get("source") in ("beir", "jsonl"):
+        if data_path is not None:
+            section["path"] = str(data_path)
+        elif not section.get("path"):
+            raise ConfigError(f"{path.name} names no training data: pass --data-path PATH (the {section['source']} input)")
+        else:
+            given = Path(section["path"]).expanduser()
+            section["path"] = str(given if given.is_absolute() else (path.parent / given).resolve())
+        if not Path(section["path"]).exists():
+            raise InputError(f"no training data at {section['path']} ({'--data-path' if data_path is not None else path.name}): pass --data-path PATH")
     return config_from_plain(PipelineConfig, data, where=path.name)
 
 
