@@ -79,8 +79,8 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> 
         "nvidia_sec_10k_reranker_cpu.toml",
     ],
 )
-def test_committed_benchmark_configs_load(name: str) -> None:
-    config = load_pipeline_config(REPO / "benchmarks" / "results" / "training" / name, out="/tmp/x")
+def test_committed_benchmark_configs_load(name: str, tmp_path: Path) -> None:
+    config = load_pipeline_config(REPO / "benchmarks" / "results" / "training" / name, out="/tmp/x", data_path=tmp_path)
     assert isinstance(config, PipelineConfig) and config.out == "/tmp/x"
     assert config.base.dense and config.base.dense.kind == "sentence-transformers"
     if name.endswith("_sparse.toml"):
@@ -133,10 +133,10 @@ def test_training_configs_validate(factory, message: str) -> None:  # noqa: ANN0
         factory()
 
 
-def test_evaluation_systems_swap_in_trained_parts_and_add_controls() -> None:
+def test_evaluation_systems_swap_in_trained_parts_and_add_controls(tmp_path: Path) -> None:
     from training.pipeline import systems_for
 
-    config = load_pipeline_config(REPO / "benchmarks" / "results" / "training" / "nvidia_sec_10k.toml", out="/tmp/x")
+    config = load_pipeline_config(REPO / "benchmarks" / "results" / "training" / "nvidia_sec_10k.toml", out="/tmp/x", data_path=tmp_path)
     trained = {"dense": Path("d"), "sparse": Path("s"), "reranker": Path("r"), "sparse-start": Path("s0")}
     systems = {s.name: s for s in systems_for(config, trained)}
     assert systems["base"].dense == config.base.dense and systems["base"].reranker is None
