@@ -2,7 +2,12 @@
 
 import pytest
 
-from hybrid_search.collapse import NEAR_DUPLICATE_JACCARD, collapse_duplicates, shingles
+from hybrid_search.collapse import (
+    NEAR_DUPLICATE_JACCARD,
+    _words,
+    collapse_duplicates,
+    shingles,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -33,14 +38,25 @@ def test_case_punctuation_and_spacing_do_not_make_a_copy_distinct():
     assert result.folded["x"] == [("y", 1.0)]
 
 
-def test_a_few_changed_words_fold_as_near_duplicate_with_their_similarity():
-    edited = PARAGRAPH.replace("monthly", "weekly")
-    result = _collapse({"x": PARAGRAPH, "y": edited}, k=5)
+LONG = PARAGRAPH + " " + " ".join(f"Clause {i} binds ledger {i * 7}." for i in range(30))  # 150 words
+
+
+def test_one_changed_word_in_a_long_text_folds_as_near_duplicate_with_its_similarity():
+    edited = LONG.replace("monthly", "weekly", 1)
+    result = _collapse({"x": LONG, "y": edited}, k=5)
     assert [cid for cid, _ in result.kept] == ["x"]
-    (copy, similarity), = result.folded["x"]
-    a, b = shingles(PARAGRAPH.lower().replace(",", "").rstrip(".").split()), shingles(edited.lower().replace(",", "").rstrip(".").split())
+    ((copy, similarity),) = result.folded["x"]
+    a, b = shingles(_words(LONG)), shingles(_words(edited))
     assert copy == "y" and similarity == pytest.approx(len(a & b) / len(a | b))
     assert NEAR_DUPLICATE_JACCARD <= similarity < 1.0
+
+
+def test_texts_that_differ_in_a_name_stay_apart():
+    # As the CEO's and the CFO's certifications in a 10-K (0.92 alike).
+    ceo = "I, Jen-Hsun Huang, certify that: " + LONG
+    cfo = "I, Colette M. Kress, certify that: " + LONG.replace("trustee", "officer", 2)
+    result = _collapse({"ceo": ceo, "cfo": cfo}, k=5)
+    assert [cid for cid, _ in result.kept] == ["ceo", "cfo"]
 
 
 def test_overlapping_neighbours_are_not_duplicates():
@@ -52,11 +68,15 @@ def test_overlapping_neighbours_are_not_duplicates():
 
 
 def test_collapsing_fills_k_from_later_candidates_and_counts_copies_past_k():
-    texts = {"a": PARAGRAPH, "a2": PARAGRAPH, "b": "cats sit on mats", "b2": "Cats sit on mats.", "c": "dogs chase cats", "d": "milvus stores vectors", "a3": PARAGRAPH}
+    texts = {
+        "a": PARAGRAPH, "a2": PARAGRAPH, "b": "cats sit on mats", "b2": "Cats sit on mats.", "c": "dogs chase cats",
+        "d": "milvus stores vectors", "a3": PARAGRAPH.upper(), "a4": PARAGRAPH.replace(",", ";"),
+    }
     result = _collapse(texts, k=3)
     # Three distinct hits although the top four hold only two distinct texts.
     assert [cid for cid, _ in result.kept] == ["a", "b", "c"]
-    # "d" found no room, but the copy of "a" ranked after it is still counted.
+    # "d" found no room; the same-text copy of "a" ranked after it is still
+    # counted, a copy differing in punctuation only before the last hit.
     assert result.folded["a"] == [("a2", 1.0), ("a3", 1.0)]
     assert result.folded["b"] == [("b2", 1.0)]
 
@@ -69,8 +89,8 @@ def test_scores_and_order_of_kept_hits_are_untouched():
 
 
 def test_a_copy_folds_into_the_most_similar_kept_hit():
-    base = " ".join(f"w{i}" for i in range(40))
-    near_base = base.replace("w20", "x20")  # one word off "base"
+    base = " ".join(f"w{i}" for i in range(200))
+    near_base = base.replace("w100", "x100")  # one word off "base"
     texts = {"first": near_base, "second": base, "copy": base}
     # "second" is near "first" (and folds into it); "copy" equals "second"'s text
     # but "second" was folded, so "copy" folds into "first" too.
