@@ -12,6 +12,7 @@ every run, the machine's load average before and after, and the machine.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -72,7 +73,24 @@ def run_coldstart(
     log: Any = print,
 ) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="hybrid-search-coldstart-"))
-    store = work / "kb.db"
+    try:
+        return _measure(work / "kb.db", folder, name, dense_model=dense_model, sparse_model=sparse_model, docs=docs, runs=runs, query=query, log=log)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _measure(
+    store: Path,
+    folder: Path,
+    name: str,
+    *,
+    dense_model: Path,
+    sparse_model: Path | None,
+    docs: int,
+    runs: int,
+    query: str,
+    log: Any,
+) -> dict[str, Any]:
     log(f"building a {docs}-document collection of {name} ({dense_model.name}, {sparse_model.name if sparse_model else 'no sparse'}) ...")
     build = [sys.executable, "-c", _BUILD, str(store), str(folder), name, str(dense_model), str(sparse_model or "none"), str(docs)]
     done = subprocess.run(build, check=False, capture_output=True, text=True, env=_env(), cwd=REPO_ROOT, timeout=3600)
