@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from .config import FusionConfig, Normalization
 
 __all__ = [
-    "RankedList",
     "Fused",
+    "RankedList",
+    "adaptive_fusion",
     "fuse",
     "fuse_explained",
     "normalize_scores",
     "path_confidence",
-    "adaptive_fusion",
     "reciprocal_rank_fusion",
     "weighted_fusion",
 ]
@@ -77,19 +77,25 @@ def path_confidence(scores: Sequence[float]) -> float:
     normalised entropy of ``softmax((s - mean) / std)``. 0 with fewer than two
     candidates or no spread (nothing singles a candidate out). Unchanged by
     shifting or scaling the scores, so raw BM25, inner products and cosines compare."""
-    n = len(scores)
-    unit = _unit_range(scores) if n >= 2 else None
-    if unit is None:
-        return 0.0
+    unit = _unit_range(scores) if len(scores) >= 2 else None
+    return _confidence_of_unit(unit) if unit is not None else 0.0
+
+
+def _confidence_of_unit(unit: Sequence[float]) -> float:
+    n = len(unit)
     mean = sum(unit) / n
-    std = math.sqrt(sum((s - mean) ** 2 for s in unit) / n)
-    if not std > 0:
+    variance = sum((s - mean) * (s - mean) for s in unit) / n
+    if not variance > 0:
         return 0.0
-    z = [(s - mean) / std for s in unit]
-    top = max(z)
-    exps = [math.exp(v - top) for v in z]
+    scale = 1.0 / math.sqrt(variance)
+    top = max(unit)
+    # softmax of z = (s - mean) * scale, shifted by its maximum; with x = z - max(z),
+    # H = log(sum e^x) - sum(e^x * x) / sum(e^x) (no logarithm per candidate).
+    exps = [math.exp((s - top) * scale) for s in unit]
     total = sum(exps)
-    entropy = -sum((e / total) * math.log(e / total) for e in exps if e > 0)
+    entropy = (
+        math.log(total) - sum(e * (s - top) for e, s in zip(exps, unit)) * scale / total
+    )
     return max(0.0, 1.0 - entropy / math.log(n))
 
 
@@ -97,23 +103,36 @@ def adaptive_fusion(
     ranked: Mapping[str, RankedList], priors: Mapping[str, float], power: float
 ) -> tuple[dict[str, float], dict[str, float]]:
     """(fused score per chunk in [0, 1], the weight each path got on this query; they sum to 1)."""
-    confidence = {path: path_confidence([s for _, s in candidates]) for path, candidates in ranked.items()}
+    units = {
+        path: _unit_range([s for _, s in candidates]) if len(candidates) >= 2 else None
+        for path, candidates in ranked.items()
+    }
+    confidence = {
+        path: _confidence_of_unit(unit) if unit is not None else 0.0
+        for path, unit in units.items()
+    }
     raw = {path: priors.get(path, 1.0) * confidence[path] ** power for path in ranked}
     if power == 0:  # 0 ** 0 is 1: a path without evidence must still get nothing
-        raw = {path: value if confidence[path] > 0 else 0.0 for path, value in raw.items()}
+        raw = {
+            path: value if confidence[path] > 0 else 0.0 for path, value in raw.items()
+        }
     total = sum(raw.values())
     if not total > 0:
         # No path singles anything out: share equally among paths that returned something.
         raw = {path: priors.get(path, 1.0) if ranked[path] else 0.0 for path in ranked}
         total = sum(raw.values())
-    weights = {path: (value / total if total > 0 else 0.0) for path, value in raw.items()}
-    fused = {chunk_id: 0.0 for candidates in ranked.values() for chunk_id, _ in candidates}
+    weights = {
+        path: (value / total if total > 0 else 0.0) for path, value in raw.items()
+    }
+    fused = dict.fromkeys(
+        (chunk_id for candidates in ranked.values() for chunk_id, _ in candidates), 0.0
+    )
     for path, candidates in ranked.items():
         weight = weights[path]
         if weight == 0 or not candidates:
             continue
         # No spread (all-equal or a single candidate): every candidate counts as the path's best.
-        unit = _unit_range([s for _, s in candidates]) or [1.0] * len(candidates)
+        unit = units[path] or [1.0] * len(candidates)
         for (chunk_id, _), value in zip(candidates, unit):
             fused[chunk_id] += weight * value
     return fused, weights
@@ -131,7 +150,9 @@ def reciprocal_rank_fusion(
 
 
 def weighted_fusion(
-    ranked: Mapping[str, RankedList], weights: Mapping[str, float], normalization: Normalization
+    ranked: Mapping[str, RankedList],
+    weights: Mapping[str, float],
+    normalization: Normalization,
 ) -> dict[str, float]:
     all_ids = {chunk_id for candidates in ranked.values() for chunk_id, _ in candidates}
     fused = {chunk_id: 0.0 for chunk_id in all_ids}
@@ -141,7 +162,9 @@ def weighted_fusion(
         weight = weights.get(path, 1.0)
         normalised = normalize_scores([score for _, score in candidates], normalization)
         floor = min(normalised)
-        by_id = {chunk_id: value for (chunk_id, _), value in zip(candidates, normalised)}
+        by_id = {
+            chunk_id: value for (chunk_id, _), value in zip(candidates, normalised)
+        }
         for chunk_id in all_ids:
             fused[chunk_id] += weight * by_id.get(chunk_id, floor)
     return fused
@@ -173,10 +196,16 @@ def fuse_explained(
 ) -> Fused:
     """Fused (chunk_id, score), best first, and the weights used. Ties break by
     the best single-path rank, then by id, so results are deterministic."""
-    effective = {path: (weights or {}).get(path, config.weight(path)) for path in ranked}
+    effective = {
+        path: (weights or {}).get(path, config.weight(path)) for path in ranked
+    }
     if config.method == "adaptive":
         # A path weighted 0 is dropped outright, as under the other methods.
-        kept = {path: candidates for path, candidates in ranked.items() if effective[path] > 0}
+        kept = {
+            path: candidates
+            for path, candidates in ranked.items()
+            if effective[path] > 0
+        }
         fused, used = adaptive_fusion(kept, effective, config.confidence_power)
         effective = {path: used.get(path, 0.0) for path in ranked}
     elif config.method == "rrf":
@@ -187,5 +216,7 @@ def fuse_explained(
     for candidates in ranked.values():
         for rank, (chunk_id, _) in enumerate(candidates, start=1):
             best_rank[chunk_id] = min(rank, best_rank.get(chunk_id, rank))
-    ordered = sorted(fused.items(), key=lambda item: (-item[1], best_rank[item[0]], item[0]))
+    ordered = sorted(
+        fused.items(), key=lambda item: (-item[1], best_rank[item[0]], item[0])
+    )
     return Fused(ordered, effective)
