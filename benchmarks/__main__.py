@@ -481,6 +481,7 @@ def fusion_study(
     sets: str = typer.Option(
         "nvidia_sec_10k,scifact,cranfield,cmrc2018", help="comma-separated preset names (their preset models)"
     ),
+    splits: str | None = typer.Option(None, help="comma-separated splits to read (default: each set's, train and test)"),
     depth: int = typer.Option(100, help="candidates per path"),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
     cache: Path = typer.Option(Path("runs"), help=CACHE_HELP),
@@ -497,6 +498,7 @@ def fusion_study(
         cache=cache,
         out_dir=out,
         depth=depth,
+        only_splits=[s.strip() for s in splits.split(",")] if splits else None,
         log=_log,
     )
     typer.echo(fusion_study_markdown(data))

@@ -198,6 +198,7 @@ def run_fusion_study(
     cache: Path,
     out_dir: Path,
     depth: int = 100,
+    only_splits: Sequence[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     from .beir import split_queries
@@ -210,7 +211,7 @@ def run_fusion_study(
         available = list(spec.collection_config().paths)
         opened = None
         for split in STUDY_SETS.get(name, ("test",)):
-            if split not in spec.dataset.splits:
+            if split not in spec.dataset.splits or (only_splits and split not in only_splits):
                 continue
             queries, qrels = spec.dataset.split(split)
             sample = SAMPLES.get((name, split))

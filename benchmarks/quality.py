@@ -237,7 +237,9 @@ def score_conditions(
                 run = search_all(opened, queries, options_for, label=condition.name, **extra)
         else:
             run = search_all(opened, queries, options_for, label=condition.name, **extra)
-        if store and condition.kind == "single" and not condition.rerank:
+        # A single path's hits are no longer its raw candidates once duplicates are
+        # collapsed (the default): only unfolded lists may fill the candidate cache.
+        if store and condition.kind == "single" and not condition.rerank and not SearchOptions().collapse:
             store_candidates(opened, queries, condition.paths[0], run.results, split=split, depth=depth, cache=cache)
         ranking = run.ranking()
         means, per_query = evaluate(qrels, ranking)
