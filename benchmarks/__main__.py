@@ -504,6 +504,18 @@ def fusion_study(
     typer.echo(fusion_study_markdown(data))
 
 
+@app.command(name="pdf-text")
+def pdf_text(
+    pdf: Path = typer.Argument(..., help="a PDF, e.g. ../shared/documents/nvidia_10k/nvidia-sec-10k-2022.pdf"),
+    repeats: int = typer.Option(3, help="interleaved runs of each extraction (the best is reported)"),
+    out: Path = typer.Option(Path("benchmarks") / "results" / "pdf_text", help="output folder"),
+) -> None:
+    """PDFium plain text vs the layout-aware table rows the PDF reader uses: seconds and same-words check."""
+    from .pdf_text import pdf_text_markdown, run_pdf_text
+
+    typer.echo(pdf_text_markdown(run_pdf_text(pdf, repeats=repeats, out_dir=out)))
+
+
 @app.command()
 def summary(
     results: Path = typer.Option(Path("benchmarks/results"), help="results folder"),

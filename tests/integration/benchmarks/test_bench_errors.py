@@ -79,3 +79,26 @@ def test_the_issue_case_in_a_subprocess(env):
         [sys.executable, "-m", "benchmarks", "tune", "nvidia_sec_10k"], cwd=env["WORK"], env=env, capture_output=True, text=True, timeout=120
     )
     _check(done.returncode, done.stdout, done.stderr, 2, "no BEIR folder 'nvidia_sec_10k'")
+
+
+def test_pdf_text_benchmark_on_a_small_table_pdf(tmp_path, capsys, monkeypatch):
+    import json
+
+    from fpdf import FPDF
+
+    from benchmarks.__main__ import main
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=10)
+    pdf.add_page()
+    for y, row in ((30, ("Segment", "2023", "2022")), (35, ("Graphics", "11,906", "15,868"))):
+        for x, cell in zip((20, 90, 130), row):
+            pdf.text(x, y, cell)
+    (tmp_path / "t.pdf").write_bytes(bytes(pdf.output()))
+    monkeypatch.setattr(sys, "argv", ["benchmarks", "pdf-text", str(tmp_path / "t.pdf"), "--repeats", "1", "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code == 0
+    result = json.loads((tmp_path / "out" / "pdf-text-t.json").read_text())
+    assert result["pages"] == 1 and result["pages_with_different_words"] == [] and result["lines_with_cells"] == 2
+    assert "layout / plain" in capsys.readouterr().out
