@@ -140,9 +140,8 @@ def quality(
     """Score bm25, sparse, dense, every fusion of them (and reranked) on a BEIR set: JSON, Markdown, PNG."""
     from hybrid_search.config import FusionConfig, RerankConfig
 
-    from .quality import run_quality
-
     from .presets import require_model_folder
+    from .quality import run_quality
 
     if tuning is not None and not tuning.is_file():
         raise FileNotFoundError(f"--tuning: no such file {str(tuning)!r} (`python -m benchmarks tune` writes it)")
