@@ -17,7 +17,7 @@ from .config import (
     SparseEncoderConfig,
     StoreConfig,
 )
-from .engine import Engine, SearchOptions
+from .engine import Engine
 from .errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -33,6 +33,7 @@ from .errors import (
     StoreUnavailableError,
 )
 from .filters import FilterCondition, parse_filter
+from .plan import PathPlan, QueryPlan, RerankPlan, SearchOptions
 from .types import Chunk, CollectionInfo, Hit, IndexReport, PathScore, SearchResult
 
 __all__ = [
@@ -57,7 +58,10 @@ __all__ = [
     "SchemaVersionError",
     "MissingDependencyError",
     "ModelLoadError",
+    "PathPlan",
     "PathScore",
+    "QueryPlan",
+    "RerankPlan",
     "RerankConfig",
     "RuntimeConfig",
     "SearchOptions",

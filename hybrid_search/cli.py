@@ -19,20 +19,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .cli_exit import run_app
 from .config import (
     AnalyzerConfig,
     CollectionConfig,
     DenseEncoderConfig,
-    FusionConfig,
     RerankConfig,
     RuntimeConfig,
     SparseEncoderConfig,
     StoreConfig,
 )
-from .engine import Engine, SearchOptions, check_metadata_keys
+from .engine import Engine, check_metadata_keys
 from .errors import ConfigError, HybridSearchError, InputError
 from .filters import parse_filter
-from .cli_exit import run_app
+from .plan import SearchOptions
 from .profiles import load_model_profile
 from .settings import LayeredSettings, parse_weights
 from .types import Hit, SearchResult
@@ -433,39 +433,29 @@ def search(
     try:
         s = state.settings
         name = _collection_name(collection)
-        want_rerank = bool(s.get("rerank", "model", rerank_model, None)) if rerank is None else rerank
-        reranker = (
-            _rerank_config(rerank_model, rerank_kind, rerank_top_n, min_rerank_score, rerank_first_stage_weight)
-            if want_rerank
-            else None
-        )
-        engine = _engine(reranker=reranker)
-        base = engine.open_collection(name).fusion
-        fusion_config = None
-        if any(v is not None for v in (fusion, rrf_k, normalization)) or s.get("search", "fusion", None, None):
-            fusion_config = FusionConfig(
-                method=s.get("search", "fusion", fusion, base.method),
-                rrf_k=rrf_k if rrf_k is not None else base.rrf_k,
-                normalization=normalization or base.normalization,
-                weights=dict(base.weights),
-                confidence_power=base.confidence_power,
-            )
+        # A reranker is configured only when a model is named; whether to rerank
+        # (and the error for --rerank without one) is the engine's decision.
+        reranker = None
+        if s.get("rerank", "model", rerank_model, None):
+            reranker = _rerank_config(rerank_model, rerank_kind, rerank_top_n, min_rerank_score, rerank_first_stage_weight)
         path_text = s.get("search", "paths", paths, None)
-        chosen = tuple(p.strip() for p in path_text.split(",") if p.strip()) if path_text else None
+        depth_value = s.get("search", "depth", depth, None)
         options = SearchOptions(
             k=int(s.get("search", "k", k, 10)),
-            paths=chosen,
-            depth=int(s.get("search", "depth", depth, 100)),
-            fusion=fusion_config,
+            paths=tuple(p.strip() for p in path_text.split(",") if p.strip()) if path_text else None,
+            depth=int(depth_value) if depth_value is not None else None,
+            fusion_method=s.get("search", "fusion", fusion, None),
+            rrf_k=rrf_k,
+            normalization=normalization,
             weights=parse_weights(weights),
             filters=tuple(parse_filter(f) for f in filter or ()),
-            rerank=want_rerank,
+            rerank=rerank,
             rerank_top_n=rerank_top_n,
             min_rerank_score=min_rerank_score,
             rerank_first_stage_weight=rerank_first_stage_weight,
             collapse=collapse,
         )
-        result = engine.search(name, query, options)
+        result = _engine(reranker=reranker).search(name, query, options)
     except HybridSearchError as error:
         _fail(error)
         return

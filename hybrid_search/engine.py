@@ -38,18 +38,20 @@ from .errors import (
 )
 from .filters import FilterCondition, compile_filters
 from .fusion import fuse_explained, normalize_scores
+from .plan import (
+    MAX_DEPTH,
+    MAX_K,
+    MAX_QUERY_CHARS,
+    QueryPlan,
+    SearchOptions,
+    build_plan,
+)
 from .rerank import Reranker, load_reranker
+from .rows import RESERVED_METADATA_PREFIX, chunk_from_row, stored_chunk
 from .settings_store import SettingsStore
 from .snippets import best_passage
-from .store import (
-    MANIFEST_FORMAT,
-    OUTPUT_FIELDS,
-    SCHEMA_VERSION,
-    MilvusStore,
-    heading_path_from_row,
-)
+from .store import MANIFEST_FORMAT, OUTPUT_FIELDS, SCHEMA_VERSION, MilvusStore
 from .types import (
-    RETRIEVAL_PATHS,
     Chunk,
     CollectionInfo,
     FoldedCopy,
@@ -72,73 +74,18 @@ __all__ = [
     "RESERVED_METADATA_PREFIX",
 ]
 
-MAX_K = 1000
-#: Metadata keys with this prefix are hybrid-search's own bookkeeping.
-RESERVED_METADATA_PREFIX = "_"
-EMBED_PREFIX_KEY = "_embed_prefix"  # embedded text = prefix + text
-EMBED_TEXT_KEY = "_embed_text"  # the embedded text, when it does not end with text
 WRITE_LOCK_SETTING = "write_lock"
-MAX_DEPTH = 16384  # Milvus's top-k ceiling
-MAX_QUERY_CHARS = 4096
 _MAX_FIELD_BYTES = 65535
 
 
 @dataclass(frozen=True)
-class SearchOptions:
-    """Per-query choices; anything left ``None`` takes the collection's default."""
+class _Reranked:
+    """What the rerank stage adds to the hits of the reranked head."""
 
-    k: int = 10
-    paths: tuple[str, ...] | None = None
-    depth: int | Mapping[str, int] = 100
-    fusion: FusionConfig | None = None
-    weights: Mapping[str, float] | None = None
-    filters: tuple[FilterCondition, ...] = ()
-    rerank: bool | None = None
-    rerank_top_n: int | None = None
-    min_rerank_score: float | None = None
-    # Overrides RerankConfig.first_stage_weight for this query: the head is
-    # ordered by (1 - w) * rerank score + w * min-max normalised fused score.
-    rerank_first_stage_weight: float | None = None
-    # Matched-term highlighting re-analyses each hit's text: most of a BM25
-    # query's time at k=100. Off, hits carry no matched_terms.
-    highlight: bool = True
-    # Fold duplicate and near-duplicate candidates into the best-ranked copy
-    # (hybrid_search/collapse.py says what counts as one); off, every copy is a hit.
-    collapse: bool = True
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.k, int) or not 1 <= self.k <= MAX_K:
-            raise InputError(f"k must be an integer from 1 to {MAX_K}; got {self.k!r}")
-        if self.paths is not None:
-            if not self.paths:
-                raise InputError("paths must name at least one of bm25, sparse, dense")
-            unknown = [p for p in self.paths if p not in RETRIEVAL_PATHS]
-            if unknown:
-                raise InputError(f"unknown path(s) {', '.join(map(repr, unknown))}; paths are {', '.join(RETRIEVAL_PATHS)}")
-        depths = self.depth.values() if isinstance(self.depth, Mapping) else [self.depth]
-        for value in depths:
-            if not isinstance(value, int) or not 1 <= value <= MAX_DEPTH:
-                raise InputError(f"depth must be an integer from 1 to {MAX_DEPTH}; got {value!r}")
-        if isinstance(self.depth, Mapping):
-            unknown = [p for p in self.depth if p not in RETRIEVAL_PATHS]
-            if unknown:
-                raise InputError(f"depth names unknown path(s) {', '.join(unknown)}")
-        if self.weights is not None:
-            FusionConfig(weights=dict(self.weights))  # validates paths and values
-        if self.rerank_top_n is not None and not 1 <= self.rerank_top_n <= MAX_DEPTH:
-            raise InputError(f"rerank_top_n must be from 1 to {MAX_DEPTH}; got {self.rerank_top_n!r}")
-        if self.min_rerank_score is not None and not 0.0 <= self.min_rerank_score <= 1.0:
-            raise InputError(f"min_rerank_score must lie in [0, 1]; got {self.min_rerank_score!r}")
-        if not isinstance(self.collapse, bool):
-            raise InputError(f"collapse must be true or false; got {self.collapse!r}")
-        weight = self.rerank_first_stage_weight
-        if weight is not None and (not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0):
-            raise InputError(f"rerank_first_stage_weight must lie in [0, 1]; got {weight!r}")
-
-    def depth_for(self, path: str) -> int:
-        if isinstance(self.depth, Mapping):
-            return int(self.depth.get(path, 100))
-        return int(self.depth)
+    scores: Mapping[str, float] = field(default_factory=dict)
+    combined: Mapping[str, float] = field(default_factory=dict)
+    # False when a minimum rerank score was set and no candidate reached it.
+    confident: bool = True
 
 
 @dataclass
@@ -417,17 +364,7 @@ class Engine:
         """The collection's configuration as recorded in its manifest. With
         ``expected``, refuse if its encoders, analyzer or BM25 parameters differ."""
         name = self.resolve(name)
-        with self._lock:
-            opened = self._collections.get(name)
-        if opened is None:
-            manifest = self.store.manifest(name)
-            config = _config_from_manifest(name, manifest)
-            tuned = self.settings.get(name, "fusion")
-            if tuned is not None:
-                config = replace(config, fusion=from_plain(FusionConfig, tuned))
-            opened = _Collection(config, manifest, Analyzer(config.analyzer))
-            with self._lock:
-                opened = self._collections.setdefault(name, opened)
+        opened = self._open_resolved(name, with_encoders=False)
         if expected is not None:
             differences = _differences(expected, opened.config)
             if differences:
@@ -439,9 +376,22 @@ class Engine:
         return opened.config
 
     def _opened(self, name: str, *, with_encoders: bool = True) -> _Collection:
-        name = self.resolve(name)
-        self.open_collection(name)
-        opened = self._collections[name]
+        return self._open_resolved(self.resolve(name), with_encoders=with_encoders)
+
+    def _open_resolved(self, name: str, *, with_encoders: bool) -> _Collection:
+        """An opened collection by its real name (an alias already resolved):
+        the manifest is read once per engine, the models loaded when first needed."""
+        with self._lock:
+            opened = self._collections.get(name)
+        if opened is None:
+            manifest = self.store.manifest(name)
+            config = _config_from_manifest(name, manifest)
+            tuned = self.settings.get(name, "fusion")
+            if tuned is not None:
+                config = replace(config, fusion=from_plain(FusionConfig, tuned))
+            opened = _Collection(config, manifest, Analyzer(config.analyzer))
+            with self._lock:
+                opened = self._collections.setdefault(name, opened)
         if with_encoders and opened.encoders is None:
             with opened.lock:
                 if opened.encoders is None:
@@ -457,7 +407,7 @@ class Engine:
 
     def collection_info(self, name: str) -> CollectionInfo:
         name = self.resolve(name)
-        opened = self._opened(name, with_encoders=False)
+        opened = self._open_resolved(name, with_encoders=False)
         manifest = dict(opened.manifest)
         manifest["fusion"] = to_plain(opened.config.fusion)
         return CollectionInfo(name=name, chunks=self.store.count(name), manifest=manifest)
@@ -491,7 +441,8 @@ class Engine:
 
     def set_fusion_defaults(self, name: str, fusion: FusionConfig) -> None:
         """Store tuned fusion defaults for a collection (used when a query names none)."""
-        opened = self._opened(name, with_encoders=False)
+        name = self.resolve(name)
+        opened = self._open_resolved(name, with_encoders=False)
         self.settings.put(name, "fusion", to_plain(fusion))
         opened.config = replace(opened.config, fusion=fusion)
 
@@ -528,7 +479,7 @@ class Engine:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1; got {batch_size}")
         name = self.resolve(name)
-        opened = self._opened(name)
+        opened = self._open_resolved(name, with_encoders=True)
         encoders = opened.encoders
         assert encoders is not None
         report = IndexReport()
@@ -550,7 +501,7 @@ class Engine:
                     raise InputError(f"chunk {chunk.id!r}: analysed text exceeds {_MAX_FIELD_BYTES} bytes; chunk it smaller")
                 rows.append(
                     MilvusStore.make_row(
-                        _stored_chunk(chunk),
+                        stored_chunk(chunk),
                         bm25_texts[i],
                         dense[i] if dense is not None else None,
                         sparse[i] if sparse is not None else None,
@@ -616,7 +567,7 @@ class Engine:
     def delete_documents(self, name: str, doc_ids: Sequence[str]) -> int:
         """Remove every chunk of the given documents; returns the chunks removed."""
         name = self.resolve(name)
-        self._opened(name, with_encoders=False)
+        self._open_resolved(name, with_encoders=False)
         self.check_writable(name)
         removed = 0
         ids = [doc_id for doc_id in dict.fromkeys(doc_ids) if doc_id_problem(doc_id) is None]  # others were never indexed
@@ -628,18 +579,18 @@ class Engine:
     def get_document(self, name: str, doc_id: str) -> list[Chunk]:
         """A document's chunks in order (empty if it is not indexed)."""
         name = self.resolve(name)
-        self._opened(name, with_encoders=False)
+        self._open_resolved(name, with_encoders=False)
         if doc_id_problem(doc_id) is not None:
             return []  # no such id can have been indexed
         # doc_id filters compile to the id's digest: any text is safe here.
         rows = self.store.iterate(name, compile_filters([FilterCondition("doc_id", "==", doc_id)]), OUTPUT_FIELDS)
         # A digest collision would need 2**64 documents; checking the id costs nothing.
-        return sorted((_chunk_from_row(row) for row in rows if row["doc_id"] == doc_id), key=lambda c: c.chunk_index)
+        return sorted((chunk_from_row(row) for row in rows if row["doc_id"] == doc_id), key=lambda c: c.chunk_index)
 
     def list_documents(self, name: str, *, limit: int | None = None) -> list[tuple[str, int]]:
         """(doc_id, chunk count) for every document, sorted by doc_id."""
         name = self.resolve(name)
-        self._opened(name, with_encoders=False)
+        self._open_resolved(name, with_encoders=False)
         counts: dict[str, int] = {}
         for row in self.store.iterate(name, "", ["doc_id"]):
             counts[row["doc_id"]] = counts.get(row["doc_id"], 0) + 1
@@ -648,111 +599,145 @@ class Engine:
 
     # --- searching ---------------------------------------------------------------------
 
-    def search(self, name: str, query: str, options: SearchOptions | None = None) -> SearchResult:
-        options = options or SearchOptions()
-        name = self.resolve(name)
-        if not isinstance(query, str) or not query.strip():
-            raise InputError("query must be a non-empty string")
-        if len(query) > MAX_QUERY_CHARS:
-            raise InputError(f"query is longer than {MAX_QUERY_CHARS} characters")
-        opened = self._opened(name, with_encoders=False)  # models load only if a path needs them
-        config = opened.config
-        available = config.paths
-        paths = tuple(options.paths) if options.paths is not None else available
-        missing = [p for p in paths if p not in available]
-        if missing:
-            raise InputError(
-                f"collection {name!r} has no {', '.join(missing)} path (it was built with: {', '.join(available)})"
-            )
-        fusion = options.fusion or config.fusion
-        reranker = self._reranker_for(options)
-        expression = compile_filters(options.filters)
-        timings: dict[str, float] = {}
-        started = time.perf_counter()
+    def plan(self, name: str, query: str, options: SearchOptions | None = None) -> QueryPlan:
+        """What ``search(name, query, options)`` would run (the alias resolved,
+        paths, depths, fusion, rerank), without running it."""
+        resolved = self.resolve(name)
+        config = self._open_resolved(resolved, with_encoders=False).config
+        return build_plan(name, config, query, options or SearchOptions(), self.rerank_config)
 
+    def search(self, name: str, query: str, options: SearchOptions | None = None) -> SearchResult:
+        """Plan, encode, retrieve, fuse, rerank, collapse, assemble: one code path per stage."""
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        plan = self.plan(name, query, options)
+        opened = self._open_resolved(plan.collection, with_encoders=plan.runs("dense") or plan.runs("sparse"))
         query_terms = opened.analyzer.tokenize(query)
-        dense_query = sparse_query = None
-        if "dense" in paths or "sparse" in paths:
-            encoders = self._opened(name).encoders
+        path_queries = self._encode_query(opened, plan, query_terms, timings)
+        rows, ranked = self._retrieve(plan, path_queries, timings)
+        fused, fusion_weights = self._fuse(plan, ranked, timings)
+        ordered, reranked = self._rerank(plan, rows, fused, timings)
+        ordered, folded = self._collapse(plan, rows, ordered, timings)
+        hits = self._assemble(plan, opened.analyzer, query_terms, rows, ranked, ordered, reranked, folded, fusion_weights)
+        timings["total"] = (time.perf_counter() - started) * 1000
+        return SearchResult(
+            query=query,
+            collection=plan.collection,
+            hits=hits,
+            paths=plan.path_names,
+            fusion=plan.fusion_label,
+            reranked=plan.rerank is not None,
+            confident=reranked.confident,
+            query_terms=tuple(query_terms),
+            timings_ms=timings,
+            rerank_first_stage_weight=plan.rerank.first_stage_weight if plan.rerank is not None else None,
+            fusion_weights=fusion_weights,
+            plan=plan,
+        )
+
+    def _encode_query(self, opened: _Collection, plan: QueryPlan, query_terms: Sequence[str], timings: dict[str, float]) -> dict[str, Any]:
+        """Each running path's query (None: nothing to match on, e.g. all stopwords).
+        Only the encoders of running paths are called."""
+        path_queries: dict[str, Any] = {}
+        if plan.runs("bm25"):
+            path_queries["bm25"] = " ".join(query_terms) if query_terms else None
+        if plan.runs("dense") or plan.runs("sparse"):
+            encoders = opened.encoders
             assert encoders is not None
             t0 = time.perf_counter()
-            dense_vectors, sparse_vectors = encoders.encode_queries([query])
+            dense, sparse = encoders.encode_queries([plan.query], dense=plan.runs("dense"), sparse=plan.runs("sparse"))
             timings["encode"] = (time.perf_counter() - t0) * 1000
-            dense_query = dense_vectors[0] if dense_vectors is not None and "dense" in paths else None
-            sparse_query = sparse_vectors[0] if sparse_vectors is not None and "sparse" in paths else None
+            if plan.runs("dense"):
+                path_queries["dense"] = [float(x) for x in dense[0]] if dense is not None else None
+            if plan.runs("sparse"):
+                path_queries["sparse"] = (sparse[0] or None) if sparse is not None else None
+        return path_queries
 
+    def _retrieve(
+        self, plan: QueryPlan, path_queries: Mapping[str, Any], timings: dict[str, float]
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[str, float]]]]:
+        """Every running path's candidates (chunk id, raw score), best first, and their rows."""
         rows: dict[str, dict[str, Any]] = {}
         ranked: dict[str, list[tuple[str, float]]] = {}
-        for path in paths:
-            if path == "bm25":
-                data: Any = " ".join(query_terms) if query_terms else None
-            elif path == "sparse":
-                data = sparse_query if sparse_query else None
-            else:
-                data = [float(x) for x in dense_query] if dense_query is not None else None
+        for step in plan.paths:
             t0 = time.perf_counter()
-            if data is None:
-                # Nothing to match on this path (all stopwords, no sparse terms).
-                ranked[path] = []
-            else:
-                candidates = self._search_path(name, path, data, options.depth_for(path), expression)
-                ranked[path] = []
-                for row, score in candidates:
-                    rows.setdefault(row["id"], row)
-                    ranked[path].append((row["id"], score))
-            timings[path] = (time.perf_counter() - t0) * 1000
+            data = path_queries.get(step.path)
+            candidates = [] if data is None else self._search_path(plan.collection, step.path, data, step.depth, plan.filter_expression)
+            ranked[step.path] = []
+            for row, score in candidates:
+                rows.setdefault(row["id"], row)
+                ranked[step.path].append((row["id"], score))
+            timings[step.path] = (time.perf_counter() - t0) * 1000
+        return rows, ranked
 
+    @staticmethod
+    def _fuse(
+        plan: QueryPlan, ranked: Mapping[str, list[tuple[str, float]]], timings: dict[str, float]
+    ) -> tuple[list[tuple[str, float]], dict[str, float]]:
+        """One ranked list, and the weight each path had in it on this query."""
         t0 = time.perf_counter()
-        fusion_weights = {paths[0]: 1.0}
-        if len(paths) == 1:
-            fused = list(ranked[paths[0]])
+        if plan.fusion is None:
+            # One path runs unfused: its own order and raw scores.
+            path = plan.paths[0].path
+            fused, weights = list(ranked[path]), {path: 1.0}
         else:
-            outcome = fuse_explained(ranked, fusion, options.weights)
-            fused, fusion_weights = outcome.ranked, outcome.weights
+            outcome = fuse_explained(ranked, plan.fusion)
+            fused, weights = outcome.ranked, outcome.weights
         timings["fusion"] = (time.perf_counter() - t0) * 1000
+        return fused, weights
+
+    def _rerank(
+        self, plan: QueryPlan, rows: Mapping[str, Mapping[str, Any]], fused: list[tuple[str, float]], timings: dict[str, float]
+    ) -> tuple[list[tuple[str, float]], _Reranked]:
+        """The candidates in served order, and the rerank scores of the reranked head."""
+        step = plan.rerank
+        if step is None or not fused:
+            return fused, _Reranked()
+        reranker = self.reranker
+        assert reranker is not None  # the plan has a rerank step only when one is configured
+        head = fused[: step.top_n]
+        t0 = time.perf_counter()
+        scores = reranker.score(plan.query, [rows[cid]["text"] for cid, _ in head])
+        timings["rerank"] = (time.perf_counter() - t0) * 1000
+        rerank_scores = {cid: s for (cid, _), s in zip(head, scores)}
+        reranked_head, combined = order_reranked(head, rerank_scores, step.first_stage_weight)
+        if step.min_score is None:
+            return reranked_head + fused[step.top_n :], _Reranked(rerank_scores, combined)
+        # The confidence threshold reads the raw rerank score: it means the same
+        # whatever the weight, and a strong fused score cannot pass it.
+        confident_head = [item for item in reranked_head if rerank_scores[item[0]] >= step.min_score]
+        return confident_head, _Reranked(rerank_scores, combined, confident=bool(confident_head))
+
+    @staticmethod
+    def _collapse(
+        plan: QueryPlan, rows: Mapping[str, Mapping[str, Any]], ordered: list[tuple[str, float]], timings: dict[str, float]
+    ) -> tuple[list[tuple[str, float]], dict[str, list[tuple[str, float]]]]:
+        """Duplicates folded into their best-ranked copy (when the plan collapses)."""
+        if not plan.collapse:
+            return ordered, {}
+        t0 = time.perf_counter()
+        collapsed = collapse_duplicates(ordered, lambda cid: rows[cid]["text"], plan.k)
+        timings["collapse"] = (time.perf_counter() - t0) * 1000
+        return collapsed.kept, collapsed.folded
+
+    @staticmethod
+    def _assemble(
+        plan: QueryPlan,
+        analyzer: Analyzer,
+        query_terms: Sequence[str],
+        rows: Mapping[str, Mapping[str, Any]],
+        ranked: Mapping[str, list[tuple[str, float]]],
+        ordered: list[tuple[str, float]],
+        reranked: _Reranked,
+        folded: Mapping[str, list[tuple[str, float]]],
+        fusion_weights: dict[str, float],
+    ) -> list[Hit]:
         per_path = {path: {cid: PathScore(rank, score) for rank, (cid, score) in enumerate(items, start=1)} for path, items in ranked.items()}
-
-        rerank_scores: dict[str, float] = {}
-        combined_scores: dict[str, float] = {}
-        first_stage_weight: float | None = None
-        if reranker is not None:
-            first_stage_weight = (
-                options.rerank_first_stage_weight
-                if options.rerank_first_stage_weight is not None
-                else reranker.config.first_stage_weight
-            )
-        confident = True
-        ordered = fused
-        if reranker is not None and first_stage_weight is not None and fused:
-            top_n = options.rerank_top_n or reranker.config.top_n
-            head = fused[:top_n]
-            t0 = time.perf_counter()
-            scores = reranker.score(query, [rows[cid]["text"] for cid, _ in head])
-            timings["rerank"] = (time.perf_counter() - t0) * 1000
-            rerank_scores = {cid: s for (cid, _), s in zip(head, scores)}
-            reranked_head, combined_scores = order_reranked(head, rerank_scores, first_stage_weight)
-            # The confidence threshold reads the raw rerank score: it means the
-            # same whatever the weight, and a strong fused score cannot pass it.
-            minimum = options.min_rerank_score if options.min_rerank_score is not None else reranker.config.min_score
-            if minimum is not None:
-                reranked_head = [item for item in reranked_head if rerank_scores[item[0]] >= minimum]
-                confident = bool(reranked_head)
-                ordered = reranked_head
-            else:
-                ordered = reranked_head + fused[top_n:]
-
-        query_term_set = set(query_terms)
-        folded: dict[str, list[tuple[str, float]]] = {}
-        if options.collapse:
-            t0 = time.perf_counter()
-            collapsed = collapse_duplicates(ordered, lambda cid: rows[cid]["text"], options.k)
-            ordered, folded = collapsed.kept, collapsed.folded
-            timings["collapse"] = (time.perf_counter() - t0) * 1000
+        term_set = set(query_terms)
         hits = []
-        for rank, (cid, fused_score) in enumerate(ordered[: options.k], start=1):
-            row = rows[cid]
-            chunk = _chunk_from_row(row)
-            matched = opened.analyzer.matched_surfaces(chunk.text, query_term_set) if options.highlight else ()
+        for rank, (cid, fused_score) in enumerate(ordered[: plan.k], start=1):
+            chunk = chunk_from_row(rows[cid])
+            matched = analyzer.matched_surfaces(chunk.text, term_set) if plan.highlight else ()
             hits.append(
                 Hit(
                     rank=rank,
@@ -764,30 +749,17 @@ class Engine:
                     page=chunk.page,
                     heading_path=chunk.heading_path,
                     metadata=chunk.metadata,
-                    paths={path: per_path[path][cid] for path in paths if cid in per_path[path]},
+                    paths={path: scores[cid] for path, scores in per_path.items() if cid in scores},
                     fused_score=float(fused_score),
                     fusion_weights=fusion_weights,
-                    rerank_score=rerank_scores.get(cid),
-                    combined_score=combined_scores.get(cid),
+                    rerank_score=reranked.scores.get(cid),
+                    combined_score=reranked.combined.get(cid),
                     matched_terms=matched,
                     snippet=best_passage(chunk.text, matched),
                     folded=tuple(_folded_copy(rows[copy], similarity) for copy, similarity in folded.get(cid, ())),
                 )
             )
-        timings["total"] = (time.perf_counter() - started) * 1000
-        return SearchResult(
-            query=query,
-            collection=name,
-            hits=hits,
-            paths=paths,
-            fusion="none" if len(paths) == 1 else fusion.method,
-            reranked=reranker is not None,
-            confident=confident,
-            query_terms=tuple(query_terms),
-            timings_ms=timings,
-            rerank_first_stage_weight=first_stage_weight,
-            fusion_weights=fusion_weights,
-        )
+        return hits
 
     def _search_path(self, name: str, path: str, data: Any, depth: int, expression: str) -> list[tuple[dict[str, Any], float]]:
         if path == "bm25" and name not in self._holding_rows:
@@ -808,14 +780,6 @@ class Engine:
                 return []
             raise
 
-    def _reranker_for(self, options: SearchOptions) -> Reranker | None:
-        wanted = options.rerank if options.rerank is not None else self.rerank_config is not None
-        if not wanted:
-            return None
-        if self.rerank_config is None:
-            raise InputError("reranking was asked for but no reranker is configured (set a rerank model)")
-        return self.reranker
-
     def supervise_store(self) -> str | None:
         """For a liveness probe: why the store cannot be brought back, or None
         (a dead embedded Milvus Lite is restarted first)."""
@@ -831,52 +795,7 @@ class Engine:
         self.close()
 
 
+
 def _folded_copy(row: Mapping[str, Any], similarity: float) -> FoldedCopy:
-    chunk = _chunk_from_row(row)
+    chunk = chunk_from_row(row)
     return FoldedCopy(chunk_id=chunk.id, doc_id=chunk.doc_id, source=chunk.source, page=chunk.page, similarity=similarity)
-
-
-def _stored_chunk(chunk: Chunk) -> Chunk:
-    """``chunk`` with its bookkeeping merged into the metadata Milvus stores,
-    including what rebuilds the exact text the encoders saw: the prefix before
-    ``text`` (title and heading path), so a later re-embedding (promotion of a
-    new model) embeds what the evaluated model embedded."""
-    extra = {k: v for k, v in chunk.bookkeeping.items() if k not in (EMBED_PREFIX_KEY, EMBED_TEXT_KEY)}
-    embedded = chunk.embed_text
-    if embedded is not None and embedded != chunk.text:
-        if chunk.text and embedded.endswith(chunk.text):
-            extra[EMBED_PREFIX_KEY] = embedded[: len(embedded) - len(chunk.text)]
-        else:
-            extra[EMBED_TEXT_KEY] = embedded
-    if not extra:
-        return chunk
-    return replace(chunk, metadata={**chunk.metadata, **extra})
-
-
-def _chunk_from_row(row: Mapping[str, Any]) -> Chunk:
-    stored = dict(row.get("metadata") or {})
-    char_start = stored.pop("_char_start", None)
-    char_end = stored.pop("_char_end", None)
-    # Keys starting with "_" are bookkeeping (e.g. the ingest sync hashes);
-    # user metadata cannot use them (refused on the way in).
-    metadata = {key: value for key, value in stored.items() if not key.startswith(RESERVED_METADATA_PREFIX)}
-    bookkeeping = {key: value for key, value in stored.items() if key.startswith(RESERVED_METADATA_PREFIX)}
-    text = row["text"]
-    embed_text = bookkeeping.get(EMBED_TEXT_KEY)
-    if embed_text is None and bookkeeping.get(EMBED_PREFIX_KEY) is not None:
-        embed_text = bookkeeping[EMBED_PREFIX_KEY] + text
-    page = row.get("page", -1)
-    return Chunk(
-        doc_id=row["doc_id"],
-        chunk_index=int(row["chunk_index"]),
-        text=text,
-        title=row.get("title", ""),
-        source=row.get("source", ""),
-        page=None if page is None or page < 0 else int(page),
-        heading_path=heading_path_from_row(row.get("heading", "")),
-        char_start=char_start,
-        char_end=char_end,
-        metadata=metadata,
-        embed_text=embed_text,
-        bookkeeping=bookkeeping,
-    )

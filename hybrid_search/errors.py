@@ -35,11 +35,20 @@ class ConfigError(HybridSearchError, ValueError):
 
 
 class InputError(HybridSearchError, ValueError):
-    """User input (a query, a record, a file) cannot be used as given."""
+    """User input (a query, a record, a file) cannot be used as given. ``field``
+    names the request field at fault when there is one (the API reports it)."""
+
+    default_field: str | None = None
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field if field is not None else self.default_field
 
 
 class FilterError(InputError):
     """A metadata filter names an unknown field, operator, or an ill-typed value."""
+
+    default_field = "filters"
 
 
 class ModelLoadError(HybridSearchError):

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .plan import QueryPlan
 
 __all__ = [
     "RetrievalPath",
@@ -178,8 +182,11 @@ class Hit:
             return self.combined_score
         return self.rerank_score if self.rerank_score is not None else self.fused_score
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, *, explain: bool = True) -> dict[str, Any]:
+        """The one plain (JSON) form of a hit, for the CLI's ``--json`` and the
+        API. ``explain`` adds how it ranked (per-path ranks and scores, fused,
+        rerank and combined scores, matched terms). A non-finite score is None."""
+        item: dict[str, Any] = {
             "rank": self.rank,
             "chunk_id": self.chunk_id,
             "doc_id": self.doc_id,
@@ -189,16 +196,23 @@ class Hit:
             "page": self.page,
             "heading_path": list(self.heading_path),
             "metadata": self.metadata,
-            "paths": {p: {"rank": s.rank, "score": s.score} for p, s in self.paths.items()},
-            "fused_score": self.fused_score,
-            "fusion_weights": dict(self.fusion_weights),
-            "rerank_score": self.rerank_score,
-            "combined_score": self.combined_score,
-            "score": self.score,
-            "matched_terms": list(self.matched_terms),
+            "score": _finite(self.score),
             "snippet": self.snippet.to_dict() if self.snippet is not None else None,
             "folded": [copy.to_dict() for copy in self.folded],
         }
+        if explain:
+            item["paths"] = {p: {"rank": s.rank, "score": _finite(s.score)} for p, s in self.paths.items()}
+            item["fused_score"] = _finite(self.fused_score)
+            item["fusion_weights"] = dict(self.fusion_weights)
+            item["rerank_score"] = _finite(self.rerank_score)
+            item["combined_score"] = _finite(self.combined_score)
+            item["matched_terms"] = list(self.matched_terms)
+        return item
+
+
+def _finite(value: float | None) -> float | None:
+    # JSON has no inf or NaN: a score that is not a number is reported as absent.
+    return value if value is not None and math.isfinite(value) else None
 
 
 @dataclass
@@ -206,7 +220,7 @@ class SearchResult:
     """Hits plus what produced them. ``confident`` is False when a minimum rerank
     score was set and no candidate reached it: ``hits`` is then empty on purpose.
     ``rerank_first_stage_weight`` is the first-stage weight the reranked head was
-    ordered with (None when not reranked)."""
+    ordered with (None when not reranked). ``plan`` is what the engine ran."""
 
     query: str
     collection: str
@@ -220,9 +234,12 @@ class SearchResult:
     rerank_first_stage_weight: float | None = None
     # The weight each path had in the fusion of this query (see Hit.fusion_weights).
     fusion_weights: dict[str, float] = field(default_factory=dict)
+    plan: QueryPlan | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, *, explain: bool = True) -> dict[str, Any]:
+        """The one plain (JSON) form of a result; ``explain`` adds the query
+        terms, timings, the plan and each hit's explanation."""
+        body: dict[str, Any] = {
             "query": self.query,
             "collection": self.collection,
             "paths": list(self.paths),
@@ -231,10 +248,13 @@ class SearchResult:
             "rerank_first_stage_weight": self.rerank_first_stage_weight,
             "fusion_weights": dict(self.fusion_weights),
             "confident": self.confident,
-            "query_terms": list(self.query_terms),
-            "timings_ms": self.timings_ms,
-            "hits": [h.to_dict() for h in self.hits],
+            "hits": [h.to_dict(explain=explain) for h in self.hits],
         }
+        if explain:
+            body["query_terms"] = list(self.query_terms)
+            body["timings_ms"] = {stage: round(ms, 3) for stage, ms in self.timings_ms.items()}
+            body["plan"] = self.plan.to_dict() if self.plan is not None else None
+        return body
 
 
 @dataclass

@@ -351,12 +351,12 @@ def _load_pairs(path: Path) -> _Loaded:
 
 
 def _load_collection(engine: Engine, name: str) -> _Loaded:
-    from hybrid_search.engine import _chunk_from_row  # the engine's own row -> Chunk mapping
+    from hybrid_search.rows import chunk_from_row
     from hybrid_search.store import OUTPUT_FIELDS
 
     collection = engine.resolve(name)
     engine.open_collection(collection)
-    chunks = [_chunk_from_row(row) for row in engine.store.iterate(collection, "", OUTPUT_FIELDS)]
+    chunks = [chunk_from_row(row) for row in engine.store.iterate(collection, "", OUTPUT_FIELDS)]
     chunks.sort(key=lambda c: (c.doc_id, c.chunk_index))
     return _Loaded(chunks, {}, {}, {})
 

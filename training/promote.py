@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from hybrid_search.config import DenseEncoderConfig, SparseEncoderConfig, to_plain
-from hybrid_search.engine import WRITE_LOCK_SETTING, Engine, _chunk_from_row
+from hybrid_search.engine import WRITE_LOCK_SETTING, Engine
 from hybrid_search.errors import (
     CollectionExistsError,
     ConfigError,
@@ -48,6 +48,7 @@ from hybrid_search.errors import (
     InputError,
 )
 from hybrid_search.filters import FilterCondition, compile_filters
+from hybrid_search.rows import chunk_from_row
 
 from .evaluate import EvaluationReport, read_report
 
@@ -256,7 +257,7 @@ class _Copier:
     def _write(self, rows: list[dict[str, Any]], progress: Callable[[int], None] | None) -> int:
         if not rows:
             return 0
-        texts = [_chunk_from_row(row).text_for_encoding for row in rows]  # what the old model embedded
+        texts = [chunk_from_row(row).text_for_encoding for row in rows]  # what the old model embedded
         dense = sparse = None
         if set(self.reembed) == {"dense", "sparse"}:
             dense, sparse = self.encoders.encode_documents(texts)

@@ -174,7 +174,7 @@ async def _api_error_handler(request: Request, exc: ApiError) -> JSONResponse:
 async def _project_error_handler(request: Request, exc: HybridSearchError) -> JSONResponse:
     status, code = status_for(exc)
     headers = {"Retry-After": "5"} if status == 503 else None
-    field = "filters" if isinstance(exc, FilterError) else None
+    field = exc.field if isinstance(exc, InputError) else None
     if status >= 500:
         log.warning("request %s failed: %s: %s", _request_id(request), type(exc).__name__, exc)
     return error_response(request, status, code, str(exc), field=field, headers=headers)

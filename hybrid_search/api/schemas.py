@@ -22,9 +22,10 @@ from pydantic import (
     model_validator,
 )
 
-from ..engine import MAX_DEPTH, MAX_K, MAX_QUERY_CHARS, check_metadata_keys
+from ..engine import check_metadata_keys
 from ..errors import FilterError
 from ..filters import FilterCondition, FilterOperator, compile_filters
+from ..plan import MAX_DEPTH, MAX_K, MAX_QUERY_CHARS
 from ..types import MAX_DOC_ID_CHARS
 
 __all__ = [
@@ -159,16 +160,10 @@ class SearchRequest(_Model):
         description="order the reranked head by (1 - w) * rerank score + w * fused score min-max normalised over the head; "
         "0: rerank order, 1: fused order; default: the server's",
     )
-    explain: bool = Field(False, description="add per-path ranks and scores, matched terms and timings to every hit")
+    explain: bool = Field(False, description="add per-path ranks and scores, matched terms, timings and the query plan")
     collapse: bool = Field(
         True, description="fold duplicate and near-duplicate hits into the best-ranked copy (listed in its `folded`)"
     )
-
-    @model_validator(mode="after")
-    def _unique_paths(self) -> SearchRequest:
-        if self.paths is not None and len(set(self.paths)) != len(self.paths):
-            raise ValueError("paths must not repeat a path")
-        return self
 
 
 class PathScoreOut(BaseModel):
@@ -228,6 +223,9 @@ class SearchResponse(BaseModel):
     # explain=true only:
     query_terms: list[str] | None = None
     timings_ms: dict[str, float] | None = None
+    # what the engine ran: the collection an alias resolved to, each path with its
+    # depth and fusion weight, paths skipped and why, fusion, rerank, highlighting
+    plan: dict[str, Any] | None = None
 
 
 # --- collections ------------------------------------------------------------------------

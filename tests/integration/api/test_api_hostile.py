@@ -34,7 +34,7 @@ SEARCH = "/v1/collections/docs/search"
         ({"query": "x" * 5000}, "query"),  # over the engine's ceiling
         ({}, "query"),
         ({"query": "cat", "paths": []}, "paths"),
-        ({"query": "cat", "paths": ["bm25", "bm25"]}, "body"),
+        ({"query": "cat", "paths": ["bm25", "bm25"]}, "paths"),
         ({"query": "cat", "paths": ["colbert"]}, "paths.0"),
         ({"query": "cat", "depth": 10**9}, "depth"),
         ({"query": "cat", "depth": 1001}, "depth"),

@@ -91,7 +91,10 @@ def test_documents_get_and_delete(cli_env):
         (["search", "cats", "--collection", "nope"], "no collection 'nope'"),
         (["search", "cats", "--weights", "bm25=lots"], "PATH=NUMBER"),
         (["index", "pyproject.toml"], "unsupported file type"),
-        (["search", "cats", "--rerank"], "could not load"),
+        # one behaviour for both shells: the engine refuses, nothing is fetched from the hub
+        (["search", "cats", "--rerank"], "no reranker is configured"),
+        (["search", "cats", "--paths", "bm25,bm25"], "must not repeat"),
+        (["search", "cats", "--rerank", "--rerank-model", "/nonexistent/reranker"], "could not load"),
     ],
 )
 def test_bad_input_is_a_clear_error_with_nonzero_exit(cli_env, args, message):
@@ -125,7 +128,7 @@ class _ScriptedReranker:
 
 def test_search_rerank_first_stage_weight_flag_and_config(cli_env, monkeypatch):
     monkeypatch.setattr("hybrid_search.engine.load_reranker", lambda config, runtime: _ScriptedReranker(config))
-    result = invoke(cli_env, "search", "cats", "--rerank", "--rerank-first-stage-weight", "0.5", "--json")
+    result = invoke(cli_env, "search", "cats", "--rerank", "--rerank-model", "scripted", "--rerank-first-stage-weight", "0.5", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["reranked"] and data["rerank_first_stage_weight"] == 0.5
@@ -133,22 +136,22 @@ def test_search_rerank_first_stage_weight_flag_and_config(cli_env, monkeypatch):
     for hit in data["hits"]:  # every hit is in the reranked head (top_n 50)
         norm = (hit["fused_score"] - min(fused)) / (max(fused) - min(fused))
         assert hit["combined_score"] == pytest.approx(0.5 * hit["rerank_score"] + 0.5 * norm, abs=1e-9)
-    text = invoke(cli_env, "search", "cats", "--rerank", "--rerank-first-stage-weight", "0.5")
+    text = invoke(cli_env, "search", "cats", "--rerank", "--rerank-model", "scripted", "--rerank-first-stage-weight", "0.5")
     assert text.exit_code == 0, text.output
     # (rich wraps lines at the terminal width)
     assert re.search(r"rerank\s+\d\.\d{4}\s+\|\s+combined\s+\d\.\d{4}\s+\(w=0\.5\)", text.output), text.output
     # w = 0 (the default): the combined score equals the rerank score and is not shown
-    pure = invoke(cli_env, "search", "cats", "--rerank")
+    pure = invoke(cli_env, "search", "cats", "--rerank", "--rerank-model", "scripted")
     assert pure.exit_code == 0 and re.search(r"rerank\s+0\.", pure.output) and "combined" not in pure.output, pure.output
     # [rerank] first_stage_weight in the config file
     _, config, root = cli_env
     weighted = root / "weighted.toml"
-    weighted.write_text(config.read_text(encoding="utf-8") + "[rerank]\nfirst_stage_weight = 1.0\n", encoding="utf-8")
+    weighted.write_text(config.read_text(encoding="utf-8") + "[rerank]\nmodel = \"scripted\"\nfirst_stage_weight = 1.0\n", encoding="utf-8")
     runner = cli_env[0]
     from_file = runner.invoke(app, ["--config", str(weighted), "search", "cats", "--rerank", "--json"])
     assert from_file.exit_code == 0, from_file.output
     hits = json.loads(from_file.stdout)["hits"]
     assert json.loads(from_file.stdout)["rerank_first_stage_weight"] == 1.0
     assert [h["fused_score"] for h in hits] == sorted((h["fused_score"] for h in hits), reverse=True)
-    bad = invoke(cli_env, "search", "cats", "--rerank", "--rerank-first-stage-weight", "1.5")
+    bad = invoke(cli_env, "search", "cats", "--rerank", "--rerank-model", "scripted", "--rerank-first-stage-weight", "1.5")
     assert bad.exit_code == 2 and "first_stage_weight must lie in [0, 1]" in bad.output, bad.output

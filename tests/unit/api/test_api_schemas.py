@@ -30,7 +30,6 @@ def test_search_defaults():
         {"query": "a\ud800b"},
         {"query": "x", "k": 0},
         {"query": "x", "k": 1001},
-        {"query": "x", "paths": ["bm25", "bm25"]},
         {"query": "x", "paths": ["colbert"]},
         {"query": "x", "weights": {"bm25": float("nan")}},
         {"query": "x", "weights": {"bm25": float("inf")}},
