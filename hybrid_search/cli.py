@@ -131,37 +131,6 @@ def _fail(error: Exception) -> None:
 # --- index ------------------------------------------------------------------------------
 
 
-def _record_fields(paths: list[Path], id_field: str | None, text_field: str, title_field: str, metadata_fields: list[str] | None) -> tuple[str | None, tuple[str, ...]]:
-    """Record id and metadata fields: as given, else read off the first record
-    of the first JSONL file (id: _id, id or doc_id; metadata: other scalars)."""
-    for name in metadata_fields or ():
-        check_metadata_keys({name: None}, where="--metadata-field")
-    if id_field is not None and metadata_fields:
-        return id_field, tuple(metadata_fields)
-    first: dict[str, Any] | None = None
-    for path in paths:
-        corpus = path / "corpus.jsonl" if path.is_dir() and (path / "corpus.jsonl").is_file() else path
-        if corpus.is_file() and corpus.suffix == ".jsonl":
-            with corpus.open(encoding="utf-8-sig") as handle:
-                line = next((line for line in handle if line.strip()), "")
-            try:
-                first = json.loads(line) if line else None
-            except json.JSONDecodeError:
-                first = None  # the reader reports the bad record itself
-            break
-    if not isinstance(first, dict):
-        return id_field, tuple(metadata_fields or ())
-    if id_field is None:
-        id_field = next((f for f in ("_id", "id", "doc_id") if f in first), None)
-    if not metadata_fields:
-        reserved = {text_field, title_field, id_field}
-        # "_" keys are hybrid-search's own bookkeeping: such fields are not picked up on their own.
-        metadata_fields = [
-            k for k, v in first.items() if k not in reserved and not k.startswith("_") and isinstance(v, (str, int, float, bool))
-        ]
-    return id_field, tuple(metadata_fields)
-
-
 def _new_collection_config(
     name: str,
     dense_model: str | None,
@@ -287,13 +256,15 @@ def index(
     )
 
     from indexers.chunks import ChunkingConfig
-    from indexers.documents import ReadOptions
+    from indexers.documents import ReadOptions, record_fields
     from indexers.files import FileSelection
     from indexers.pipeline import IngestConfig, ingest
 
     try:
         name = _collection_name(collection)
-        record_id, record_metadata = _record_fields(paths, id_field, text_field, title_field, metadata_field)
+        for field_name in metadata_field or ():
+            check_metadata_keys({field_name: None}, where="--metadata-field")
+        record_id, record_metadata = record_fields(paths, id_field, text_field, title_field, metadata_field)
         config = _new_collection_config(
             name, dense_model, dense_kind, query_prompt, document_prompt, sparse_model, sparse_kind, language, user_dict, no_dense, no_sparse
         )

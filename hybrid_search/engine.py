@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -467,6 +468,7 @@ class Engine:
         *,
         batch_size: int = 64,
         progress: Callable[[int], None] | None = None,
+        batch_guard: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> IndexReport:
         """Write chunks, replacing each document they belong to.
 
@@ -474,7 +476,9 @@ class Engine:
         content: existing chunks of it at positions beyond the new ones are
         removed. Chunk ids are stable (``doc_id#index``), so writing the same
         input again leaves exactly one copy, and a re-run after an interruption
-        ends in the same state as a clean run.
+        ends in the same state as a clean run. Each batch is encoded and
+        written inside ``batch_guard()`` when given (the API's model gate, so
+        searches interleave with a long indexing job).
         """
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1; got {batch_size}")
@@ -487,9 +491,7 @@ class Engine:
         chunks_per_doc: dict[str, int] = {}
         batch: dict[tuple[str, int], Chunk] = {}
 
-        def flush() -> None:
-            if not batch:
-                return
+        def write_batch() -> None:
             items = list(batch.values())
             encode_started = time.perf_counter()
             dense, sparse = encoders.encode_documents([c.text_for_encoding for c in items])
@@ -517,6 +519,15 @@ class Engine:
             if progress is not None:
                 progress(len(rows))
             batch.clear()
+
+        def flush() -> None:
+            if not batch:
+                return
+            if batch_guard is None:
+                write_batch()
+            else:
+                with batch_guard():
+                    write_batch()
 
         for chunk in chunks:
             self._check_chunk(chunk)

@@ -25,7 +25,7 @@ import logging
 import os
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -67,6 +67,7 @@ __all__ = [
     "read_document",
     "read_documents",
     "read_file",
+    "record_fields",
 ]
 
 log = logging.getLogger(__name__)
@@ -233,6 +234,39 @@ def read_documents(
     for s in skipped:
         log.warning("skipped %s: %s: %s", s.source, s.reason, s.detail)
     return docs
+
+
+def record_fields(
+    paths: Sequence[Path], id_field: str | None, text_field: str, title_field: str | None, metadata_fields: Sequence[str] | None
+) -> tuple[str | None, tuple[str, ...]]:
+    """Record id and metadata fields for JSONL: as given, else read off the
+    first record of the first JSONL file (id: _id, id or doc_id; metadata: the
+    other scalar fields). The same guess for ``hybrid-search index`` and the API."""
+    if id_field is not None and metadata_fields:
+        return id_field, tuple(metadata_fields)
+    first: dict[str, Any] | None = None
+    for path in paths:
+        path = Path(path)
+        corpus = path / "corpus.jsonl" if path.is_dir() and (path / "corpus.jsonl").is_file() else path
+        if corpus.is_file() and corpus.suffix == ".jsonl":
+            with corpus.open(encoding="utf-8-sig") as handle:
+                line = next((line for line in handle if line.strip()), "")
+            try:
+                first = json.loads(line) if line else None
+            except json.JSONDecodeError:
+                first = None  # the reader reports the bad record itself
+            break
+    if not isinstance(first, dict):
+        return id_field, tuple(metadata_fields or ())
+    if id_field is None:
+        id_field = next((f for f in ("_id", "id", "doc_id") if f in first), None)
+    if not metadata_fields:
+        reserved = {text_field, title_field, id_field}
+        # "_" keys are hybrid-search's own bookkeeping: such fields are not picked up on their own.
+        metadata_fields = [
+            k for k, v in first.items() if k not in reserved and not k.startswith("_") and isinstance(v, (str, int, float, bool))
+        ]
+    return id_field, tuple(metadata_fields)
 
 
 def read_file(

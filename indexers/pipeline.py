@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -68,7 +69,10 @@ if TYPE_CHECKING:
     from hybrid_search.encoders import EncoderSet
     from hybrid_search.engine import Engine
 
-__all__ = ["IngestConfig", "IngestSummary", "IngestProgress", "ingest", "token_counter_for"]
+__all__ = ["BatchGuard", "IngestConfig", "IngestSummary", "IngestProgress", "ingest", "ingest_files", "token_counter_for"]
+
+#: Wraps each encoder batch (e.g. a lock that lets searches interleave).
+BatchGuard = Callable[[], AbstractContextManager[Any]]
 
 log = logging.getLogger(__name__)
 
@@ -208,17 +212,53 @@ def ingest(
     paths: Sequence[Path],
     config: IngestConfig | None = None,
     progress: IngestProgress | None = None,
+    *,
+    batch_guard: BatchGuard | None = None,
 ) -> IngestSummary:
-    """Bring ``collection`` in line with the files under ``paths``."""
+    """Bring ``collection`` in line with the files under ``paths``. Each
+    encoder batch runs inside ``batch_guard()`` when given (see ``Engine.index``)."""
     config = config or IngestConfig()
-    progress = progress or IngestProgress()
-    summary = IngestSummary()
-    started = time.perf_counter()
-
     t0 = time.perf_counter()
     roots = _roots(paths, config)
+    return _ingest_roots(engine, collection, roots, config, progress, batch_guard, scan_seconds=time.perf_counter() - t0)
+
+
+def ingest_files(
+    engine: Engine,
+    collection: str,
+    base: Path,
+    files: Sequence[Path],
+    config: IngestConfig | None = None,
+    progress: IngestProgress | None = None,
+    *,
+    batch_guard: BatchGuard | None = None,
+) -> IngestSummary:
+    """Bring the documents of ``files`` (each under the folder ``base``) in
+    line with them, as ``ingest`` does for named files: file documents get the
+    id ``<root_label>/<path relative to base>`` and other files under ``base``
+    are left alone. For a caller that chose the files itself (the API's jobs)."""
+    config = config or IngestConfig()
+    base = Path(base)
+    chosen = sorted(dict.fromkeys(Path(f) for f in files), key=lambda f: source_for(f, base))
+    roots = [_Root(base, base, config.root_label or base.resolve().name, chosen, True)]
+    return _ingest_roots(engine, collection, roots, config, progress, batch_guard, scan_seconds=0.0)
+
+
+def _ingest_roots(
+    engine: Engine,
+    collection: str,
+    roots: list[_Root],
+    config: IngestConfig,
+    progress: IngestProgress | None,
+    batch_guard: BatchGuard | None,
+    *,
+    scan_seconds: float,
+) -> IngestSummary:
+    progress = progress or IngestProgress()
+    summary = IngestSummary()
+    started = time.perf_counter() - scan_seconds
     summary.skipped.extend(skip for root in roots for skip in root.skipped)
-    summary.add_stage("scan", time.perf_counter() - t0)
+    summary.add_stage("scan", scan_seconds)
     summary.files_seen = sum(len(r.files) for r in roots)
     progress.files_planned(summary.files_seen)
 
@@ -229,7 +269,7 @@ def ingest(
     fingerprint = pipeline_fingerprint(config.read, config.chunking, counter_name)
 
     for root in roots:
-        _ingest_root(engine, collection, root, config, fingerprint, count_tokens, progress, summary)
+        _ingest_root(engine, collection, root, config, fingerprint, count_tokens, progress, summary, batch_guard)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -284,6 +324,7 @@ def _ingest_root(
     count_tokens: Callable[[str], int],
     progress: IngestProgress,
     summary: IngestSummary,
+    batch_guard: BatchGuard | None = None,
 ) -> None:
     t0 = time.perf_counter()
     state = SyncState.load(engine, collection, root.label)
@@ -403,7 +444,7 @@ def _ingest_root(
                     future.cancel()
 
     report = engine.index(
-        collection, documents_chunks(), batch_size=config.batch_size, progress=progress.chunks_written
+        collection, documents_chunks(), batch_size=config.batch_size, progress=progress.chunks_written, batch_guard=batch_guard
     )
     summary.chunks_written += report.chunks_written
     summary.chunks_removed += report.stale_chunks_removed

@@ -299,33 +299,55 @@ def records_work(services: Services, collection: str, records: list[dict[str, An
     return work
 
 
-def files_work(services: Services, collection: str, files: list[Path], root: Path, doc_prefix: str = "") -> Work:
-    """A job that reads files (already vetted to lie inside ``root``), chunks
-    and indexes them. A file that cannot be read is reported under ``skipped``
-    and the others go on. ``doc_id`` is the path relative to ``root``."""
+class _JobProgress:
+    """The ingestion pipeline's progress, counted into a job's status record."""
+
+    def __init__(self, services: Services, job: Job, saved: Callable[[], None]) -> None:
+        self.services, self.job, self.saved = services, job, saved
+
+    def files_planned(self, total: int) -> None: ...
+
+    def chunks_planned(self, more: int) -> None: ...
+
+    def file_done(self, source: str, status: str) -> None:
+        self.saved()
+
+    def chunks_written(self, count: int) -> None:
+        self.job.chunks_written += count
+        self.services.metrics.chunks_indexed.inc(count)
+        self.saved()
+
+
+def files_work(services: Services, collection: str, files: list[Path], root: Path, label: str) -> Work:
+    """A job that brings the documents of ``files`` (already vetted to lie
+    inside ``root``) in line with them through the same ingestion pipeline as
+    ``hybrid-search index``: sync state (an unchanged file is not re-indexed),
+    JSONL records with their metadata fields, skip reasons. Document ids are
+    ``<label>/<path relative to root>``; JSONL/CSV records keep their own ids.
+    Each encoder batch holds the model gate, so searches interleave."""
 
     def work(job: Job, progress: Callable[[], None]) -> None:
-        from indexers.chunks import chunk_document
-        from indexers.documents import ReadOptions, read_file
+        from indexers.documents import ReadOptions, record_fields
+        from indexers.pipeline import IngestConfig, ingest_files
 
-        options = ReadOptions(
-            max_file_bytes=services.settings.max_upload_bytes, id_field="id", title_field="title", metadata_fields=()
+        record_id, record_metadata = record_fields(files, None, "text", "title", None)
+        config = IngestConfig(
+            read=ReadOptions(
+                max_file_bytes=services.settings.max_upload_bytes,
+                id_field=record_id or "id",
+                title_field="title",
+                metadata_fields=record_metadata,
+            ),
+            chunking=_chunking_config(services),
+            batch_size=_BATCH_CHUNKS,
+            root_label=label,
         )
-        config = _chunking_config(services)
-        count = _token_counter(services, collection)
-
-        def units() -> Iterator[list[Chunk]]:
-            for path in files:
-                result = read_file(path, options, root=root)
-                job.skipped.extend({"source": doc_prefix + s.source, "reason": s.reason, "detail": s.detail} for s in result.skipped)
-                job.documents += len(result.documents)
-                for doc in result.documents:
-                    if doc_prefix:
-                        doc = replace(doc, doc_id=doc_prefix + doc.doc_id, source=doc_prefix + doc.source)
-                    yield chunk_document(doc, config, count)
-                progress()
-
-        _index_units(services, collection, units(), job, progress)
+        summary = ingest_files(
+            services.engine(), collection, root, files, config, _JobProgress(services, job, progress), batch_guard=services.job_gate
+        )
+        job.skipped.extend({"source": s.source, "reason": s.reason, "detail": s.detail} for s in summary.skipped)
+        job.documents = summary.documents_written + summary.documents_unchanged
+        job.documents_indexed = summary.documents_written
 
     return work
 

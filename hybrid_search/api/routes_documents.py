@@ -50,6 +50,9 @@ class _AnyTextConvertor(Convertor[str]):
 # Registered under its own name: the routes below use it, no other route changes.
 register_url_convertor("any_text", _AnyTextConvertor())
 
+#: Uploaded files are one ingest root: document ids are ``upload/<file name>``.
+UPLOAD_ROOT_LABEL = "upload"
+
 router = APIRouter(tags=["documents"])
 
 DocId = Annotated[str, Path(min_length=1, max_length=MAX_DOC_ID_CHARS, description="document id (URL-encode it: any text works)")]
@@ -103,8 +106,11 @@ def upload_files(
     services: Services = Depends(require_write),
 ) -> JobOut:
     """Files are staged in a server folder under sanitised names and indexed in the
-    background; each becomes a document whose id is its (sanitised) file name
-    (JSONL/CSV: one document per record, id from its ``id`` field)."""
+    background by the same pipeline as ``hybrid-search index``; each becomes a
+    document whose id is ``upload/<sanitised file name>`` (JSONL/CSV: one
+    document per record, id from its ``id`` field, the other scalar fields of
+    the first record kept as metadata). Uploading an unchanged file again
+    writes nothing."""
     settings = services.settings
     if not chunker_available():
         raise ApiError(501, "not_implemented", "document readers are not installed on this server")
@@ -131,7 +137,7 @@ def upload_files(
     except BaseException:
         cleanup()
         raise
-    job = _jobs(services).submit("upload", target, files_work(services, target, paths, folder), cleanup=cleanup)
+    job = _jobs(services).submit("upload", target, files_work(services, target, paths, folder, UPLOAD_ROOT_LABEL), cleanup=cleanup)
     return JobOut.model_validate(job.to_dict())
 
 
@@ -161,7 +167,7 @@ def add_paths(name: CollectionName, request: PathsRequest, services: Services = 
     files = list(dict.fromkeys(files))
     if not files:
         raise ApiError.field_error("paths", f"no files with an accepted extension ({', '.join(settings.upload_extensions)})")
-    job = _jobs(services).submit("paths", target, files_work(services, target, files, root, doc_prefix=f"{request.root}/"))
+    job = _jobs(services).submit("paths", target, files_work(services, target, files, root, request.root))
     return JobOut.model_validate(job.to_dict())
 
 

@@ -224,13 +224,13 @@ def test_upload_files_job(client, helpers, upload_root):
     assert job["state"] == "succeeded", job
     assert job["documents"] == 4  # md, txt, two jsonl records; the blank file is skipped
     assert [s["reason"] for s in job["skipped"]] == ["empty"] or [s["source"] for s in job["skipped"]] == ["empty.txt"]
-    assert client.get("/v1/collections/docs/documents/garden notes.md").status_code == 200
+    assert client.get("/v1/collections/docs/documents/upload/garden notes.md").status_code == 200
     assert client.get("/v1/collections/docs/documents/j1").json()["chunks"][0]["title"] == "J1"
     hits = client.post("/v1/collections/docs/search", json={"query": "tomatoes", "paths": ["bm25"], "rerank": False}).json()["hits"]
-    assert {"garden notes.md", "j1"} <= {h["doc_id"] for h in hits}
+    assert {"upload/garden notes.md", "j1"} <= {h["doc_id"] for h in hits}
     # The staging folder is removed once the job is done.
     assert list(upload_root.iterdir()) == []
-    for doc_id in ("garden notes.md", "plain.txt", "j1", "j2"):
+    for doc_id in ("upload/garden notes.md", "upload/plain.txt", "j1", "j2"):
         client.delete(f"/v1/collections/docs/documents/{doc_id}")
 
 

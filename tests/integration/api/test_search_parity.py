@@ -38,15 +38,17 @@ def shells(tiny_models, tmp_path_factory) -> Iterator[tuple[TestClient, Path]]:
     root = tmp_path_factory.mktemp("parity")
     uri = str(root / "parity.db")
     rerank = {"model": str(tiny_models.cross_encoder), "kind": "cross-encoder", "top_n": 20}
-    engine = Engine(StoreConfig(uri=uri), runtime=RuntimeConfig(device="cpu"), reranker=RerankConfig(**rerank))  # type: ignore[arg-type]
-    engine.create_collection(
-        CollectionConfig(
-            name="notes",
-            dense=DenseEncoderConfig(model=str(tiny_models.dense), kind="sentence-transformers"),
-            sparse=SparseEncoderConfig(model=str(tiny_models.splade), kind="splade"),
+    with Engine(StoreConfig(uri=uri), runtime=RuntimeConfig(device="cpu")) as builder:
+        builder.create_collection(
+            CollectionConfig(
+                name="notes",
+                dense=DenseEncoderConfig(model=str(tiny_models.dense), kind="sentence-transformers"),
+                sparse=SparseEncoderConfig(model=str(tiny_models.splade), kind="splade"),
+            )
         )
-    )
-    engine.index("notes", corpus())
+        builder.index("notes", corpus())
+    # Written and closed first: every engine below (the API's, each CLI run's) reads the same stored state.
+    engine = Engine(StoreConfig(uri=uri), runtime=RuntimeConfig(device="cpu"), reranker=RerankConfig(**rerank))  # type: ignore[arg-type]
     config = root / "hs.toml"
     config.write_text(
         f'[store]\nuri = "{uri}"\n[runtime]\ndevice = "cpu"\n[collection]\nname = "notes"\n'
@@ -96,7 +98,11 @@ def test_cli_and_api_serve_the_same_hits(shells, body, args):
     ran = CliRunner().invoke(cli_app, ["--config", str(config), "search", body["query"], *args, "--json"])
     assert ran.exit_code == 0, ran.output
     cli = json.loads(ran.stdout)
-    assert {key: cli[key] for key in COMPARED} == {key: api[key] for key in COMPARED}
+    assert {key: cli[key] for key in COMPARED if key != "hits"} == {key: api[key] for key in COMPARED if key != "hits"}
+    assert len(cli["hits"]) == len(api["hits"])
+    for from_cli, from_api in zip(cli["hits"], api["hits"]):
+        differing = {key: (from_cli.get(key), from_api.get(key)) for key in from_cli.keys() | from_api.keys() if from_cli.get(key) != from_api.get(key)}
+        assert not differing, (from_cli["rank"], differing)
     if body.get("k", 10) > 100:
         assert len(api["hits"]) == body["k"]  # the default depth covers k in both shells
 
