@@ -42,6 +42,8 @@ from hybrid_search.config import (
     StoreConfig,
 )
 from hybrid_search.errors import ConfigError, InputError, SchemaVersionError
+from hybrid_search.evaluation import evaluate as evaluate_rankings
+from hybrid_search.evaluation import paired_comparison, require_ranx
 
 from .data import EvalQuery, TrainingData
 from .runs import Device, check_choice, plain, write_json
@@ -52,6 +54,7 @@ __all__ = [
     "System",
     "evaluate_systems",
     "paired_comparison",
+    "eval_collection_name",
     "per_query_metric",
     "rank_metrics",
     "read_report",
@@ -178,60 +181,29 @@ def read_report(path: Path) -> EvaluationReport:
     return EvaluationReport(**data)
 
 
-def _collection_name(system: System, scope: str, language: str, chunk_ids: Sequence[str]) -> str:
+def eval_collection_name(system: System, scope: str, language: str, chunk_ids: Sequence[str]) -> str:
+    """The evaluation's collection for a system over a corpus (reused across runs)."""
     material = json.dumps([plain(system.dense), plain(system.sparse), scope, language, len(chunk_ids)], sort_keys=True)
     return f"eval_{system.name.replace('-', '_')}_{hashlib.sha1(material.encode()).hexdigest()[:10]}"
 
 
-def _ranx() -> Any:
-    try:
-        import ranx
-    except ImportError as error:
-        from hybrid_search.errors import MissingDependencyError
-
-        raise MissingDependencyError("ranx", "train", "evaluating retrieval (nDCG, MRR, recall)") from error
-    return ranx
+def _qrels(queries: Sequence[EvalQuery]) -> dict[str, dict[str, int]]:
+    require_ranx("train")  # a missing ranx names the extra training is installed with
+    return {q.query_id: dict(q.relevant) for q in queries}
 
 
 def rank_metrics(queries: Sequence[EvalQuery], rankings: dict[str, list[str]], metrics: Sequence[str]) -> dict[str, float]:
-    ranx = _ranx()
-    Qrels, Run, evaluate = ranx.Qrels, ranx.Run, ranx.evaluate
-
-    qrels = Qrels({q.query_id: dict(q.relevant) for q in queries})
-    # Scores from ranks: ranx scores the engine's own order, ties included.
-    run = Run({qid: {cid: 1.0 / rank for rank, cid in enumerate(ids, start=1)} for qid, ids in rankings.items()})
-    values = evaluate(qrels, run, list(metrics), make_comparable=True)
-    if isinstance(values, float):
-        values = {metrics[0]: values}
-    return {name: round(float(value), 4) for name, value in values.items()}
+    """Mean of each metric over ``queries`` (``hybrid_search.evaluation``: the
+    engine's own order is scored, ties included; no ranking scores 0)."""
+    means, _ = evaluate_rankings(_qrels(queries), rankings, list(metrics))
+    return {name: round(value, 4) for name, value in means.items()}
 
 
 def per_query_metric(queries: Sequence[EvalQuery], rankings: dict[str, list[str]], metric: str) -> dict[str, float]:
     """One metric for every query (a query with no ranking scores 0), as
     ``rank_metrics`` averages it: the input of the paired significance test."""
-    ranx = _ranx()
-    Qrels, Run, evaluate = ranx.Qrels, ranx.Run, ranx.evaluate
-
-    qrels = Qrels({q.query_id: dict(q.relevant) for q in queries})
-    run = Run({qid: {cid: 1.0 / rank for rank, cid in enumerate(ids, start=1)} for qid, ids in rankings.items()})
-    values = evaluate(qrels, run, metric, return_mean=False, make_comparable=True)
-    return {qid: float(value) for qid, value in zip(qrels.keys(), values)}
-
-
-def paired_comparison(after: dict[str, float], before: dict[str, float]) -> dict[str, Any]:
-    """Per-query values after vs before over the same queries: both means, their
-    difference, and a two-sided paired randomization (sign-flip) test, 10,000 trials."""
-    from benchmarks.metrics import paired_randomization_test
-
-    ids = sorted(before)
-    a, b = [after[q] for q in ids], [before[q] for q in ids]
-    return {
-        "baseline": round(sum(b) / len(b), 4),
-        "candidate": round(sum(a) / len(a), 4),
-        "delta": round((sum(a) - sum(b)) / len(a), 4),
-        "p_value": round(paired_randomization_test(a, b), 4),
-        "queries": len(ids),
-    }
+    _, per_query = evaluate_rankings(_qrels(queries), rankings, [metric])
+    return per_query[metric]
 
 
 def _significance(
@@ -320,7 +292,7 @@ def _evaluate_system(
     reranker = system.reranker
     if reranker is not None and reranker.top_n != config.rerank_top_n:
         reranker = RerankConfig(**{**plain(reranker), "top_n": config.rerank_top_n})
-    name = _collection_name(system, config.scope, config.language, [c.id for c in chunks])
+    name = eval_collection_name(system, config.scope, config.language, [c.id for c in chunks])
     seconds: dict[str, float] = {}
     with Engine(StoreConfig(uri=uri), runtime=runtime, reranker=reranker) as engine:
         collection_config = CollectionConfig(

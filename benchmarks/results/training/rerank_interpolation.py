@@ -50,11 +50,11 @@ def main(model: str) -> None:
     from training.data import load_training_data
     from training.evaluate import FIRST_STAGE_GRID as GRID
     from benchmarks.metrics import paired_randomization_test
-    from training.evaluate import System, _collection_name, per_query_metric, rank_metrics
+    from training.evaluate import System, eval_collection_name, per_query_metric, rank_metrics
 
     data = load_training_data(RUN / "data")
     system = System("base", dense=DenseEncoderConfig(model=BASE_DENSE, kind="sentence-transformers"), sparse=None)
-    name = _collection_name(system, "all", "en", [c.id for c in data.corpus])
+    name = eval_collection_name(system, "all", "en", [c.id for c in data.corpus])
     options = SearchOptions(k=K, depth=100, rerank=False, highlight=False, fusion=FusionConfig(**FUSION))
     lists: dict[str, dict[str, list[tuple[str, float, str]]]] = {"dev": {}, "test": {}}
     bm25_test: dict[str, list[str]] = {}

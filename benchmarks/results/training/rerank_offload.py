@@ -39,11 +39,11 @@ def candidates(out: Path) -> None:
     from hybrid_search.config import DenseEncoderConfig, FusionConfig, RuntimeConfig, StoreConfig
     from hybrid_search.engine import Engine, SearchOptions
     from training.data import load_training_data
-    from training.evaluate import System, _collection_name, rank_metrics
+    from training.evaluate import System, eval_collection_name, rank_metrics
 
     data = load_training_data(RUN / "data")
     system = System("base", dense=DenseEncoderConfig(model=BASE_DENSE, kind="sentence-transformers"), sparse=None)
-    name = _collection_name(system, "all", "en", [c.id for c in data.corpus])
+    name = eval_collection_name(system, "all", "en", [c.id for c in data.corpus])
     lists: dict[str, dict[str, list[list[str]]]] = {"bm25": {}, "hybrid": {}}
     with Engine(StoreConfig(uri=str(RUN / "evaluation" / "eval.db")), runtime=RuntimeConfig(device="cpu")) as engine:
         assert engine.store.count(name) == len(data.corpus), "the evaluation collection is incomplete: run `train evaluate` first"

@@ -29,7 +29,7 @@ def main() -> None:
     from hybrid_search.config import FusionConfig, RerankConfig, RuntimeConfig, StoreConfig
     from hybrid_search.engine import Engine, SearchOptions
     from training.data import load_training_data
-    from training.evaluate import FIRST_STAGE_GRID, System, _collection_name, paired_comparison, per_query_metric, rank_metrics, rankings_at, reranked_lists
+    from training.evaluate import FIRST_STAGE_GRID, System, eval_collection_name, paired_comparison, per_query_metric, rank_metrics, rankings_at, reranked_lists
     from training.pipeline import load_pipeline_config
 
     config = load_pipeline_config(Path(__file__).parent / "nvidia_sec_10k_reranker_cpu.toml")
@@ -38,7 +38,7 @@ def main() -> None:
     data = load_training_data(RUN / "data")
     if os.environ.get("LIMIT"):  # a smoke run of the plumbing: nothing is written
         data = replace(data, test=data.test[: int(os.environ["LIMIT"])])
-    name = _collection_name(System("base", dense=config.base.dense, sparse=None), "all", "en", [c.id for c in data.corpus])
+    name = eval_collection_name(System("base", dense=config.base.dense, sparse=None), "all", "en", [c.id for c in data.corpus])
     settings = config.evaluation
     reranker = RerankConfig(
         model=str(RUN / "reranker" / "model"),
