@@ -90,8 +90,42 @@ def encoder_speed(
     }
 
 
-def pipeline_vs_bare(spec: IndexSpec, runtime: RuntimeConfig, chunks: Sequence[Any], *, batch_size: int) -> dict[str, Any]:
-    """Engine.index against the bare encoders on the same chunks, same encoder objects."""
+def single_path_encode(engine: Engine, collection: str, queries: Sequence[str], device: str) -> dict[str, Any]:
+    """Per encoded path: query encoding inside ``Engine.search`` with that path
+    alone (its ``encode`` stage) against the path's encoder called directly on
+    the same query, alternating query by query, same encoder objects. A ratio
+    near 1 says a single-path query runs only its own encoder."""
+    encoders = engine.encoders(collection)
+    out: dict[str, Any] = {}
+    for path, encoder in (("dense", encoders.dense), ("sparse", encoders.sparse)):
+        if encoder is None:
+            continue
+        options = SearchOptions(k=10, paths=(path,), rerank=False, highlight=False, collapse=False)
+        for q in queries[:5]:  # warm-up
+            engine.search(collection, q, options)
+            encoder.encode_queries([q])
+        in_engine, alone = [], []
+        for q in queries:
+            in_engine.append(engine.search(collection, q, options).timings_ms["encode"])
+            _sync(device)
+            t0 = time.perf_counter()
+            encoder.encode_queries([q])
+            _sync(device)
+            alone.append((time.perf_counter() - t0) * 1000)
+        summary = latency_summary({"engine": in_engine, "encoder": alone})
+        out[path] = {
+            "engine_encode_ms": summary["engine"],
+            "encoder_alone_ms": summary["encoder"],
+            "ratio_p50": summary["engine"]["p50"] / summary["encoder"]["p50"],
+        }
+    return out
+
+
+def pipeline_vs_bare(
+    spec: IndexSpec, runtime: RuntimeConfig, chunks: Sequence[Any], *, batch_size: int, queries: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Engine.index against the bare encoders on the same chunks, same encoder
+    objects; with ``queries``, single-path query encoding on the same index."""
     with tempfile.TemporaryDirectory(prefix="speed-") as tmp:
         engine = Engine(StoreConfig(uri=str(Path(tmp) / "speed.db")), runtime=runtime)
         config: CollectionConfig = spec.collection_config("speed")
@@ -106,8 +140,10 @@ def pipeline_vs_bare(spec: IndexSpec, runtime: RuntimeConfig, chunks: Sequence[A
         _sync(runtime.resolved_device())
         bare_s = time.perf_counter() - t0
         report = engine.index("speed", chunks, batch_size=batch_size)
+        encode = single_path_encode(engine, "speed", queries, runtime.resolved_device()) if queries else {}
         engine.close()
     return {
+        "single_path_encode": encode,
         "chunks": len(chunks),
         "batch_size": batch_size,
         "paths": list(config.paths),
@@ -197,7 +233,7 @@ def run_speed(
         if encoders_only or spec is None:
             continue
         log(f"[speed] pipeline vs bare encoders on {device}")
-        data["pipeline_vs_bare"][device] = pipeline_vs_bare(spec, runtime, chunks, batch_size=batch_size)
+        data["pipeline_vs_bare"][device] = pipeline_vs_bare(spec, runtime, chunks, batch_size=batch_size, queries=query_texts)
         log(f"[speed] per-stage latency on {device}")
         data["stage_latency"][device] = stage_latency(
             spec,
@@ -265,6 +301,18 @@ def speed_markdown(data: Mapping[str, Any]) -> str:
                     for dev, p in data["pipeline_vs_bare"].items()
                 ],
             ),
+        ]
+    encode_rows = [
+        [dev, path, e["engine_encode_ms"]["p50"], e["encoder_alone_ms"]["p50"], e["ratio_p50"], e["engine_encode_ms"]["n"]]
+        for dev, p in data["pipeline_vs_bare"].items()
+        for path, e in p.get("single_path_encode", {}).items()
+    ]
+    if encode_rows:
+        lines += [
+            "",
+            "## Single-path query encoding: Engine.search with one path vs that encoder alone (same queries, alternating, one run)",
+            "",
+            markdown_table(["device", "path", "Engine.search encode p50 ms", "encoder alone p50 ms", "engine / alone", "queries"], encode_rows),
         ]
     for device, s in data["stage_latency"].items():
         rows = []

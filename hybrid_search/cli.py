@@ -491,7 +491,7 @@ def collections_drop(
     try:
         engine = _engine()
         target = engine.resolve(name)
-        engine.store._require(target)
+        engine.store.require(target)
         aliases = sorted(a for a, t in engine.list_aliases().items() if t == target)
         what = f"collection {target!r}" + (f" (served by alias {', '.join(aliases)})" if aliases and with_aliases else "")
         if not (aliases and not with_aliases) and not yes and not typer.confirm(f"drop {what} and all its chunks?"):

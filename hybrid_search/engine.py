@@ -294,7 +294,7 @@ class Engine:
         from .store import validate_collection_name
 
         validate_collection_name(alias)
-        self.store._require(collection)
+        self.store.require(collection)
         if self.store.has_collection(alias):
             raise ConfigError(f"alias {alias!r} would hide the collection of the same name")
         previous = self.resolve(alias)
@@ -420,7 +420,7 @@ class Engine:
         the alias would be left pointing at nothing; with ``drop_aliases`` the
         aliases go too. Returns the aliases dropped."""
         target = self.resolve(name)
-        self.store._require(target)
+        self.store.require(target)
         aliases = sorted(alias for alias, collection in self.list_aliases().items() if collection == target)
         if aliases and not drop_aliases:
             named = ", ".join(map(repr, aliases))

@@ -283,10 +283,12 @@ class MilvusStore:
         return "bm25" in self._call(f"list indexes of {name!r}", lambda: self.client.list_indexes(name, timeout=self.timeout_s))
 
     def drop_collection(self, name: str) -> None:
-        self._require(name)
+        self.require(name)
         self._call(f"drop collection {name!r}", lambda: self.client.drop_collection(name, timeout=self.timeout_s))
 
-    def _require(self, name: str) -> None:
+    def require(self, name: str) -> None:
+        """Raise CollectionNotFoundError (naming the collections there are)
+        unless ``name`` is a collection here."""
         validate_collection_name(name)
         if not self.has_collection(name):
             existing = self.list_collections()
@@ -294,7 +296,7 @@ class MilvusStore:
             raise CollectionNotFoundError(f"no collection {name!r} at {self.uri}{hint}")
 
     def manifest(self, name: str) -> dict[str, Any]:
-        self._require(name)
+        self.require(name)
         description = self._call(
             f"describe collection {name!r}", lambda: self.client.describe_collection(name, timeout=self.timeout_s).get("description", "")
         )
@@ -314,7 +316,7 @@ class MilvusStore:
         return manifest
 
     def count(self, name: str) -> int:
-        self._require(name)
+        self.require(name)
         rows = self._call(
             f"count rows of {name!r}", lambda: self.client.query(name, filter="", output_fields=["count(*)"], timeout=self.timeout_s)
         )

@@ -273,8 +273,8 @@ def test_upload_odd_but_plain_names_are_sanitised(client, helpers):
     response = client.post(UPLOAD, files=[("files", ("we;rd|name<>.txt", io.BytesIO(b"sanitised name text"), "text/plain"))])
     assert response.status_code == 202, response.text
     assert helpers.wait_for_job(client, response.json())["state"] == "succeeded"
-    assert client.get("/v1/collections/docs/documents/we_rd_name_.txt").status_code == 200
-    client.delete("/v1/collections/docs/documents/we_rd_name_.txt")
+    assert client.get("/v1/collections/docs/documents/upload/we_rd_name_.txt").status_code == 200
+    client.delete("/v1/collections/docs/documents/upload/we_rd_name_.txt")
 
 
 @pytest.mark.parametrize(
