@@ -95,9 +95,9 @@ def _assert_copied(engine: Engine, old: str, new: str, new_model: DenseEncoderCo
     assert sorted(after) == sorted(before) and before
     for chunk_id, row in before.items():
         assert {f: after[chunk_id].get(f) for f in KEPT} == {f: row.get(f) for f in KEPT}, chunk_id
-    from hybrid_search.engine import _chunk_from_row
+    from hybrid_search.rows import chunk_from_row
 
-    chunks = [_chunk_from_row(row) for row in before.values()]
+    chunks = [chunk_from_row(row) for row in before.values()]
     assert all(c.embed_text and c.embed_text.endswith(c.text) and c.embed_text != c.text for c in chunks)  # title/heading prefix
     expected = engine.encoders(new).dense.encode_documents([c.embed_text for c in chunks])
     got = np.asarray([after[c.id]["dense"] for c in chunks])

@@ -25,7 +25,7 @@ def test_default_plan_runs_every_path_at_the_default_depth():
     made = plan()
     assert made.path_names == ("bm25", "sparse", "dense")
     assert [p.depth for p in made.paths] == [MIN_DEFAULT_DEPTH] * 3
-    assert made.fusion == FusionConfig(weights=ALL) and made.fusion_label == "rrf"
+    assert made.fusion == FusionConfig(weights=ALL) and made.fusion_label == FusionConfig().method
     assert made.rerank is None and made.highlight and made.skipped == ()
 
 
@@ -131,7 +131,7 @@ def test_rerank_is_one_decision():
 
 
 def test_plan_is_plain_data():
-    made = plan(SearchOptions(k=3, highlight=False), requested="live")
+    made = plan(SearchOptions(k=3, highlight=False, fusion_method="rrf"), requested="live")
     data = json.loads(json.dumps(made.to_dict()))
     assert data["requested"] == "live" and data["collection"] == "kb" and data["highlight"] is False
     assert [p["path"] for p in data["paths"]] == ["bm25", "sparse", "dense"]
