@@ -5,8 +5,8 @@ copies its footer onto every page), and several copies of one text in the top
 hits waste the reader's screen. Walking the final ranking best first, each
 candidate is kept, or folded into the better-ranked kept hit it duplicates:
 
-- a **duplicate** has the same text once case and white space are set aside,
-  or the same word sequence once punctuation is too (NFKC, casefold, words);
+- a **duplicate** has the same word sequence once case, punctuation and white
+  space are set aside (NFKC, casefold, words);
 - a **near-duplicate** shares at least ``NEAR_DUPLICATE_JACCARD`` of its word
   3-grams (Jaccard similarity of the two sets) with the kept hit: one word
   changed in a chunk of some 150 words or more, not two texts that differ in a
@@ -15,9 +15,9 @@ candidate is kept, or folded into the better-ranked kept hit it duplicates:
 
 Collapsing runs over the candidate list before the cut to k, so folding never
 leaves fewer than k hits while distinct candidates remain. Candidates ranked
-after the k-th kept hit are only checked for being a duplicate (the cheap
-test), so the folded count covers every same-text copy among the retrieved
-candidates, and the near-duplicates ranked above the last hit.
+after the k-th kept hit are only checked for being an exact copy of a kept hit
+(a dict lookup), so the folded count covers every exact copy among the
+retrieved candidates, and the other duplicates ranked above the last hit.
 
 Cost: the words and 3-grams of the candidates up to the k-th kept hit, and an
 inverted index from 3-gram to kept hit, so a candidate is only compared with
@@ -50,11 +50,6 @@ _WORD = re.compile(rf"[{_HAN}]|[^\W{_HAN}]+", re.UNICODE)
 
 def _words(text: str) -> list[str]:
     return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
-
-
-def _same_text_key(text: str) -> str:
-    """The text with case and white space set aside (cheap: no tokenising)."""
-    return " ".join(text.casefold().split())
 
 
 def shingles(words: Sequence[str], size: int = SHINGLE_WORDS) -> frozenset[tuple[str, ...]]:
@@ -93,20 +88,19 @@ def collapse_duplicates(
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must lie in (0, 1]; got {threshold!r}")
     result = Collapsed()
-    by_text: dict[str, str] = {}  # same-text key -> kept id
+    by_text: dict[str, str] = {}  # exact text -> kept id (a dict lookup: no tokenising)
     by_words: dict[tuple[str, ...], str] = {}  # word sequence -> kept id
     kept_shingles: dict[str, frozenset[tuple[str, ...]]] = {}
     index: dict[tuple[str, ...], list[str]] = {}  # 3-gram -> kept ids holding it
     position: dict[str, int] = {}  # kept id -> its place among the kept
     for cid, score in ranked:
         text = text_of(cid)
-        key = _same_text_key(text)
-        same = by_text.get(key)
+        same = by_text.get(text)
         if same is not None:
             result.folded[same].append((cid, 1.0))
             continue
         if len(result.kept) >= k:
-            # No room for another hit: only same-text copies are counted now.
+            # No room for another hit: only exact copies are counted now.
             continue
         words = tuple(_words(text))
         same = by_words.get(words)
@@ -120,7 +114,7 @@ def collapse_duplicates(
             continue
         result.kept.append((cid, score))
         result.folded[cid] = []
-        by_text[key] = cid
+        by_text[text] = cid
         by_words[words] = cid
         kept_shingles[cid] = grams
         position[cid] = len(position)
