@@ -7,7 +7,15 @@ import pytest
 
 from benchmarks.report import environment
 from benchmarks.speed import single_path_encode, speed_markdown
-from hybrid_search import Chunk, CollectionConfig, DenseEncoderConfig, Engine, RuntimeConfig, SparseEncoderConfig, StoreConfig
+from hybrid_search import (
+    Chunk,
+    CollectionConfig,
+    DenseEncoderConfig,
+    Engine,
+    RuntimeConfig,
+    SparseEncoderConfig,
+    StoreConfig,
+)
 
 pytestmark = pytest.mark.integration
 
