@@ -311,6 +311,7 @@ def index(
 def _print_result(result: SearchResult, explain: bool) -> None:
     console.print(
         f"[bold]{result.collection}[/]: {result.query!r}  paths {', '.join(result.paths)}; fusion {result.fusion}"
+        + (f" ({', '.join(f'{p} {w:.2f}' for p, w in result.fusion_weights.items())})" if len(result.paths) > 1 else "")
         + ("; reranked" if result.reranked else ""),
         highlight=False,
     )
