@@ -13,11 +13,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import __version__
 from .analyzers import Analyzer
 from .collapse import collapse_duplicates
 from .config import (
-    AnalyzerConfig,
     CollectionConfig,
     DenseEncoderConfig,
     FusionConfig,
@@ -39,6 +37,7 @@ from .errors import (
 )
 from .filters import FilterCondition, compile_filters
 from .fusion import fuse_explained, normalize_scores
+from .manifest import config_differences, config_from_manifest, manifest_for
 from .plan import (
     MAX_DEPTH,
     MAX_K,
@@ -51,7 +50,7 @@ from .rerank import Reranker, load_reranker
 from .rows import RESERVED_METADATA_PREFIX, chunk_from_row, stored_chunk
 from .settings_store import SettingsStore
 from .snippets import best_passage
-from .store import MANIFEST_FORMAT, OUTPUT_FIELDS, SCHEMA_VERSION, MilvusStore
+from .store import OUTPUT_FIELDS, MilvusStore
 from .types import (
     Chunk,
     CollectionInfo,
@@ -100,44 +99,6 @@ class _Collection:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _manifest_for(config: CollectionConfig, dense_dim: int | None) -> dict[str, Any]:
-    dense = to_plain(config.dense)
-    if dense is not None:
-        dense["dim"] = dense_dim
-    return {
-        "format": MANIFEST_FORMAT,
-        "schema_version": SCHEMA_VERSION,
-        "created_by": f"hybrid-search {__version__}",
-        "dense": dense,
-        "sparse": to_plain(config.sparse),
-        "analyzer": to_plain(config.analyzer),
-        "bm25": {"k1": config.bm25_k1, "b": config.bm25_b},
-        "fusion": to_plain(config.fusion),
-        "description": config.description,
-    }
-
-
-def _analyzer_from_manifest(recorded: dict[str, Any]) -> AnalyzerConfig:
-    # Manifests written before analyzer versions existed hold version 1's rules.
-    return from_plain(AnalyzerConfig, {"version": 1, **recorded})
-
-
-def _config_from_manifest(name: str, manifest: dict[str, Any]) -> CollectionConfig:
-    dense = dict(manifest["dense"]) if manifest.get("dense") else None
-    if dense is not None:
-        dense.pop("dim", None)
-    return CollectionConfig(
-        name=name,
-        dense=from_plain(DenseEncoderConfig, dense),
-        sparse=from_plain(SparseEncoderConfig, manifest.get("sparse")),
-        analyzer=_analyzer_from_manifest(manifest["analyzer"]),
-        fusion=from_plain(FusionConfig, manifest["fusion"]),
-        bm25_k1=manifest["bm25"]["k1"],
-        bm25_b=manifest["bm25"]["b"],
-        description=manifest.get("description", ""),
-    )
-
-
 def check_metadata_keys(metadata: Mapping[str, Any], *, where: str = "metadata") -> None:
     """Refuse user metadata keys hybrid-search reserves for itself (or that
     are not text), naming the key."""
@@ -179,21 +140,6 @@ def order_reranked(
     combined = combine_rerank_scores(head, rerank_scores, first_stage_weight)
     position = {cid: i for i, (cid, _) in enumerate(head)}
     return sorted(head, key=lambda item: (-combined[item[0]], position[item[0]])), combined
-
-
-def _differences(expected: CollectionConfig, actual: CollectionConfig) -> list[str]:
-    found = []
-    for label in ("dense", "sparse", "analyzer"):
-        want, have = getattr(expected, label), getattr(actual, label)
-        if label == "analyzer":
-            # The analyzer version is not the caller's choice: an existing
-            # collection keeps the rules it was built with until re-indexed.
-            want = replace(want, version=have.version)
-        if want != have:
-            found.append(f"{label}: collection has {to_plain(have)}, given {to_plain(want)}")
-    if (expected.bm25_k1, expected.bm25_b) != (actual.bm25_k1, actual.bm25_b):
-        found.append(f"bm25: collection has k1={actual.bm25_k1} b={actual.bm25_b}, given k1={expected.bm25_k1} b={expected.bm25_b}")
-    return found
 
 
 class Engine:
@@ -267,7 +213,7 @@ class Engine:
         analyzer = Analyzer(config.analyzer)  # fails early on a missing user dictionary
         encoders = self._load_encoders(config.dense, config.sparse)
         dense_dim = encoders.dense.dim if encoders.dense is not None else None
-        manifest = _manifest_for(config, dense_dim)
+        manifest = manifest_for(config, dense_dim)
         self.store.create_collection(
             config.name,
             manifest,
@@ -367,7 +313,7 @@ class Engine:
         name = self.resolve(name)
         opened = self._open_resolved(name, with_encoders=False)
         if expected is not None:
-            differences = _differences(expected, opened.config)
+            differences = config_differences(expected, opened.config)
             if differences:
                 raise ManifestMismatchError(
                     f"collection {name!r} was built with a different configuration; searching it with other models "
@@ -386,7 +332,7 @@ class Engine:
             opened = self._collections.get(name)
         if opened is None:
             manifest = self.store.manifest(name)
-            config = _config_from_manifest(name, manifest)
+            config = config_from_manifest(name, manifest)
             tuned = self.settings.get(name, "fusion")
             if tuned is not None:
                 config = replace(config, fusion=from_plain(FusionConfig, tuned))

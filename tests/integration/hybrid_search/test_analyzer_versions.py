@@ -4,7 +4,7 @@ import pytest
 
 from hybrid_search import AnalyzerConfig, Chunk, CollectionConfig, Engine, SearchOptions, StoreConfig
 from hybrid_search.config import ANALYZER_VERSION
-from hybrid_search.engine import _manifest_for
+from hybrid_search.manifest import manifest_for as _manifest_for
 
 pytestmark = pytest.mark.integration
 

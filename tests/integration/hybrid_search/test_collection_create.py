@@ -16,7 +16,7 @@ from hybrid_search import (
     StoreConfig,
     StoreError,
 )
-from hybrid_search.engine import _manifest_for
+from hybrid_search.manifest import manifest_for as _manifest_for
 
 pytestmark = pytest.mark.integration
 

@@ -201,7 +201,8 @@ def test_confidence_power_is_checked(power):
 
 def test_new_collections_record_adaptive_and_old_manifests_keep_theirs():
     from hybrid_search.config import CollectionConfig
-    from hybrid_search.engine import _config_from_manifest, _manifest_for
+    from hybrid_search.manifest import config_from_manifest as _config_from_manifest
+    from hybrid_search.manifest import manifest_for as _manifest_for
 
     manifest = _manifest_for(CollectionConfig(name="kb", dense=None, sparse=None), None)
     assert manifest["fusion"]["method"] == "adaptive"
