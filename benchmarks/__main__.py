@@ -1,4 +1,4 @@
-"""``python -m benchmarks ...``: quality, conditions, tune, fusion-study, speed, coldstart, bm25, scale, load.
+"""``python -m benchmarks ...``: quality, conditions, tune, fusion-study, collapse-effect, speed, coldstart, bm25, scale, load.
 
 Each subcommand lives in its own module and is imported only when it runs, so
 ``--help`` is instant and a missing optional dependency only affects the
@@ -513,6 +513,17 @@ def pdf_text(
     from .pdf_text import pdf_text_markdown, run_pdf_text
 
     typer.echo(pdf_text_markdown(run_pdf_text(pdf, repeats=repeats, out_dir=out)))
+
+
+@app.command(name="collapse-effect")
+def collapse_effect(
+    sets: list[str] = typer.Argument(None, help="preset names (default: nvidia_sec_10k scifact cranfield)"),
+    out: Path = typer.Option(Path("benchmarks") / "results" / "hits", help="output folder"),
+) -> None:
+    """Duplicate collapsing on vs off through Engine.search (BM25, k=10): scores, folds and the stage's time."""
+    from .collapse_effect import SETS, collapse_effect_markdown, run_collapse_effect
+
+    typer.echo(collapse_effect_markdown(run_collapse_effect(sets or list(SETS), out, progress=typer.echo)))
 
 
 @app.command()
