@@ -712,7 +712,7 @@ class Engine:
                     rerank_score=reranked.scores.get(cid),
                     combined_score=reranked.combined.get(cid),
                     matched_terms=matched,
-                    snippet=best_passage(chunk.text, matched),
+                    snippet=best_passage(chunk.text, matched) if plan.highlight else None,
                     folded=tuple(_folded_copy(rows[copy], similarity) for copy, similarity in folded.get(cid, ())),
                 )
             )

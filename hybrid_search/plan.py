@@ -79,7 +79,8 @@ class SearchOptions:
     # ordered by (1 - w) * rerank score + w * min-max normalised fused score.
     rerank_first_stage_weight: float | None = None
     # Matched-term highlighting re-analyses each hit's text: most of a BM25
-    # query's time at k=100. Off, hits carry no matched_terms.
+    # query's time at k=100. Off, hits carry no matched_terms and no snippet
+    # (the snippet is cut around the matches; shells then show the whole text).
     highlight: bool = True
     # Fold duplicate and near-duplicate candidates into the best-ranked copy
     # (hybrid_search/collapse.py says what counts as one); off, every copy is a hit.

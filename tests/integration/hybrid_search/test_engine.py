@@ -76,12 +76,13 @@ def test_every_path_returns_explained_hits(request, engine_name, collection):
     assert all(0.0 <= h.fused_score <= 1.0 for h in result.hits)
 
 
-def test_highlight_off_returns_the_same_hits_without_matched_terms(m3_engine):
+def test_highlight_off_returns_the_same_hits_without_matched_terms_or_snippets(m3_engine):
     query = CORPUS[0][2]
     lit = m3_engine.search("m3", query, SearchOptions(k=3, paths=("bm25",)))
     plain = m3_engine.search("m3", query, SearchOptions(k=3, paths=("bm25",), highlight=False))
     assert [h.chunk_id for h in plain.hits] == [h.chunk_id for h in lit.hits]
     assert lit.hits[0].matched_terms and all(h.matched_terms == () for h in plain.hits)
+    assert all(h.snippet is not None for h in lit.hits) and all(h.snippet is None for h in plain.hits)
 
 
 def test_single_path_keeps_the_path_order(m3_engine):
