@@ -26,3 +26,27 @@ def _one_torch_thread() -> Iterator[None]:
 @pytest.fixture()
 def tiny_beir(tmp_path: Path) -> Path:
     return make_beir(tmp_path / "beir")
+
+
+def gate_report(tuned: dict, *, better: bool):
+    """An evaluation report whose gate compares a base system with ``tuned``
+    (its systems entry: name "tuned" plus its evaluated encoder configs) on
+    the hybrid row: 0.5 -> 0.6 when ``better``, else 0.5 -> 0.4."""
+    from training.evaluate import EvaluationReport
+
+    return EvaluationReport(
+        config={"systems": [{"name": "base"}, {"name": "tuned", **tuned}]},
+        queries=10,
+        corpus_chunks=6,
+        results={},
+        collections={},
+        seconds={},
+        decision={
+            "metric": "ndcg@10",
+            "baseline": {"system": "base", "row": "hybrid", "value": 0.5},
+            "candidate": {"system": "tuned", "row": "hybrid", "value": 0.6 if better else 0.4},
+            "gain": 0.1 if better else -0.1,
+            "min_gain": 0.0,
+            "better": better,
+        },
+    )

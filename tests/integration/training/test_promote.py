@@ -6,10 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from hybrid_search.config import CollectionConfig, DenseEncoderConfig, RuntimeConfig, StoreConfig, to_plain
+from hybrid_search.config import (
+    CollectionConfig,
+    DenseEncoderConfig,
+    RuntimeConfig,
+    StoreConfig,
+    to_plain,
+)
 from hybrid_search.engine import Engine, SearchOptions
 from hybrid_search.errors import InputError
 from hybrid_search.types import Chunk
+from tests.training_fixtures import gate_report
 from training.evaluate import EvaluationReport
 from training.promote import PromotionRefused, promote, retire_version
 
@@ -27,25 +34,10 @@ TEXTS = [
 
 def _report(better: bool, dense_model: str, **dense: object) -> EvaluationReport:
     evaluated = to_plain(DenseEncoderConfig(model=dense_model, kind="sentence-transformers", **dense))  # type: ignore[arg-type]
-    return EvaluationReport(
-        config={"systems": [{"name": "base"}, {"name": "tuned", "dense": evaluated, "sparse": None}]},
-        queries=10,
-        corpus_chunks=6,
-        results={},
-        collections={},
-        seconds={},
-        decision={
-            "metric": "ndcg@10",
-            "baseline": {"system": "base", "row": "hybrid", "value": 0.5},
-            "candidate": {"system": "tuned", "row": "hybrid", "value": 0.6 if better else 0.4},
-            "gain": 0.1 if better else -0.1,
-            "min_gain": 0.0,
-            "better": better,
-        },
-    )
+    return gate_report({"dense": evaluated, "sparse": None}, better=better)
 
 
-def test_promotion_gate_and_alias_switch(tiny_models, tmp_path: Path) -> None:  # noqa: ANN001
+def test_promotion_gate_and_alias_switch(tiny_models, tmp_path: Path) -> None:
     old = DenseEncoderConfig(model=str(tiny_models.dense), kind="sentence-transformers")
     new_model = str(tiny_models.m3)  # another real model: a BERT folder sentence-transformers can load
     new = DenseEncoderConfig(model=new_model, kind="sentence-transformers")
@@ -83,7 +75,7 @@ def test_promotion_gate_and_alias_switch(tiny_models, tmp_path: Path) -> None:  
         assert sorted(engine.list_collections()) == ["kb_v2", "kb_v3"]
 
 
-def test_first_promotion_of_a_plain_collection(tiny_models, tmp_path: Path) -> None:  # noqa: ANN001
+def test_first_promotion_of_a_plain_collection(tiny_models, tmp_path: Path) -> None:
     dense = DenseEncoderConfig(model=str(tiny_models.dense), kind="sentence-transformers")
     with Engine(StoreConfig(uri=str(tmp_path / "kb.db")), runtime=RuntimeConfig(device="cpu")) as engine:
         engine.create_collection(CollectionConfig(name="docs", dense=dense, sparse=None))

@@ -7,6 +7,7 @@ import pytest
 
 from hybrid_search.config import DenseEncoderConfig, SparseEncoderConfig, to_plain
 from hybrid_search.errors import ConfigError
+from tests.training_fixtures import gate_report
 from training.evaluate import EvaluationReport
 from training.promote import PromotionRefused, _gate, promoted_encoders
 
@@ -17,22 +18,7 @@ MEASURED_SPARSE = SparseEncoderConfig(model="runs/sparse/model", kind="bge-m3", 
 
 
 def _report(better: bool = True) -> EvaluationReport:
-    return EvaluationReport(
-        config={"systems": [{"name": "base"}, {"name": "tuned", "dense": to_plain(MEASURED), "sparse": to_plain(MEASURED_SPARSE)}]},
-        queries=10,
-        corpus_chunks=6,
-        results={},
-        collections={},
-        seconds={},
-        decision={
-            "metric": "ndcg@10",
-            "baseline": {"system": "base", "row": "hybrid", "value": 0.5},
-            "candidate": {"system": "tuned", "row": "hybrid", "value": 0.6 if better else 0.4},
-            "gain": 0.1 if better else -0.1,
-            "min_gain": 0.0,
-            "better": better,
-        },
-    )
+    return gate_report({"dense": to_plain(MEASURED), "sparse": to_plain(MEASURED_SPARSE)}, better=better)
 
 
 def test_the_served_configuration_is_the_evaluated_one():
