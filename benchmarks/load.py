@@ -14,6 +14,10 @@ query micro-batching off (``HYBRID_SEARCH_QUERY_BATCH_SIZE=1``: searches take
 turns on the model, as before it existed) and on (the server's default), and
 reports the search QPS ratio and both p99s.
 
+``--compare-upload KIB`` keeps one server and collection and runs the readers
+twice, alone and then while a KIB KiB one-line text file is uploaded through
+the upload route (benchmarks/load_upload.py); it reports the search p99 ratio.
+
 The numbers are only meaningful with real models: the tiny test models are
 refused. Clients and server share the machine's cores; the result records the
 CPU count and the load average so a reader can tell a busy machine.
@@ -71,6 +75,8 @@ class LoadConfig:
     query_batch_size: int | None = None
     #: Run twice, micro-batching off then on, and compare.
     compare_batching: bool = False
+    #: Run the readers without, then during, an upload of a one-line text file of this many KiB.
+    compare_upload_kib: int | None = None
 
 
 def _free_port() -> int:
@@ -256,11 +262,18 @@ async def _index_initial(client: Any, ids: list[str], corpus: dict[str, tuple[st
 
 
 async def _reader(
-    client: Any, rng: random.Random, config: LoadConfig, deadline: float, recorder: _Recorder, queries: list[str], doc_ids: list[str]
+    client: Any,
+    rng: random.Random,
+    config: LoadConfig,
+    deadline: float,
+    recorder: _Recorder,
+    queries: list[str],
+    doc_ids: list[str],
+    stop: asyncio.Event | None = None,
 ) -> None:
     names = list(config.mix)
     weights = [config.mix[n] for n in names]
-    while time.monotonic() < deadline and recorder.total < config.max_requests:
+    while time.monotonic() < deadline and recorder.total < config.max_requests and not (stop and stop.is_set()):
         endpoint = rng.choices(names, weights)[0]
         started = time.perf_counter()
         try:
@@ -433,6 +446,12 @@ async def _run(config: LoadConfig, server: _Server, log: Any) -> dict[str, Any]:
             raise RuntimeError(f"cannot create the collection: {created.status_code} {created.text}")
         log(f"indexing {len(initial)} documents of {name} through the API ...")
         indexing = await _index_initial(client, initial, data.corpus, timeout=3600)
+        if config.compare_upload_kib:
+            from .load_upload import upload_run, vocabulary_of
+
+            log(f"indexed in {indexing['seconds']:.1f} s")
+            phases = await upload_run(client, config, _reader, _Recorder, queries, initial, vocabulary_of(data.corpus), log)
+            return {"dataset": name, "indexing": indexing, **phases}
         log(f"indexed in {indexing['seconds']:.1f} s; {config.clients} clients for {config.duration_s:.0f} s with a writer ...")
         recorder = _Recorder()
         written: list[str] = []
@@ -509,6 +528,10 @@ def run_load(config: LoadConfig | None = None, *, log: Any = print, keep_work_di
     config = config or LoadConfig()
     if config.clients < 1 or config.duration_s <= 0:
         raise typer.BadParameter("clients must be >= 1 and duration > 0")
+    if config.compare_upload_kib is not None and not 1 <= config.compare_upload_kib <= 50 * 1024:
+        raise typer.BadParameter("--compare-upload takes a size in KiB from 1 to 51200 (the server's upload limit)")
+    if config.compare_upload_kib is not None and config.compare_batching:
+        raise typer.BadParameter("--compare-upload and --compare-batching are separate runs: pass one")
     _check_models(config)
     if config.compare_batching:
         off = _run_server(config, 1, log, keep_work_dir)
@@ -527,13 +550,17 @@ def run_load(config: LoadConfig | None = None, *, log: Any = print, keep_work_di
         "environment": env,
         "notes": (
             "One uvicorn worker over Milvus Lite; clients, writer and server share the machine's CPUs over loopback. "
-            "The writer adds documents through background jobs while the clients run."
+            + (
+                "No writer: the second phase's only indexing is the uploaded file."
+                if config.compare_upload_kib
+                else "The writer adds documents through background jobs while the clients run."
+            )
         ),
     }
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(config.out_dir)
     json_path = write_json(out / f"load-{stamp}.json", result)
-    write_text(out / f"load-{stamp}.md", load_markdown(result) if "runs" not in result else comparison_markdown(result))
+    write_text(out / f"load-{stamp}.md", result_markdown(result))
     result["written_to"] = str(json_path)
     return result
 
@@ -545,6 +572,17 @@ def _package_version(name: str) -> str | None:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
+
+
+def result_markdown(result: dict[str, Any]) -> str:
+    """The Markdown for whichever kind of run ``result`` is."""
+    if "runs" in result:
+        return comparison_markdown(result)
+    if "phases" in result:
+        from .load_upload import upload_markdown
+
+        return upload_markdown(result)
+    return load_markdown(result)
 
 
 def comparison_markdown(result: dict[str, Any]) -> str:
@@ -635,6 +673,9 @@ def load_command(
     keep_work_dir: bool = typer.Option(False, help="keep the temporary Milvus file and server log"),
     query_batch_size: int | None = typer.Option(None, help="the server's query micro-batch size (1: off; default: the server's)"),
     compare_batching: bool = typer.Option(False, help="run twice, micro-batching off then on, and report the ratio"),
+    compare_upload: int | None = typer.Option(
+        None, metavar="KIB", help="one server: run the readers without, then during, an upload of a KIB KiB one-line text file; report the p99 ratio"
+    ),
 ) -> None:
     """Drive the HTTP service with concurrent clients while documents are added; report QPS and latency percentiles."""
     config = LoadConfig(
@@ -651,9 +692,10 @@ def load_command(
         out_dir=out,
         query_batch_size=query_batch_size,
         compare_batching=compare_batching,
+        compare_upload_kib=compare_upload,
     )
     result = run_load(config, log=lambda message: typer.echo(message, err=True), keep_work_dir=keep_work_dir)
-    typer.echo(load_markdown(result) if "runs" not in result else comparison_markdown(result))
+    typer.echo(result_markdown(result))
     typer.echo(f"\nwritten to {result['written_to']}", err=True)
     if not result["ok"]:
         raise typer.Exit(1)
