@@ -327,7 +327,8 @@ def _print_result(result: SearchResult, explain: bool) -> None:
             where.append(f"p.{hit.page}")
         if hit.heading_path:
             where.append(" > ".join(hit.heading_path))
-        title = f"  [dim]{escape(hit.title)}[/]" if hit.title else ""
+        # A Markdown or DOCX title is usually its first heading too: say it once.
+        title = f"  [dim]{escape(hit.title)}[/]" if hit.title and hit.title not in hit.heading_path[:1] else ""
         console.print(f"\n[bold]{hit.rank}.[/] {escape('  '.join(where))}{title}", highlight=False)
         scores = []
         for path in result.paths:
