@@ -25,6 +25,16 @@ def release_milvus_lite(db: Path) -> None:
     server_manager_instance.release_server(str(db))
 
 
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate a server process, killing it when it does not stop in 20 s."""
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
 def group_alive(pgid: int) -> list[int]:
     """Processes of a process group that are still running (zombies excluded)."""
     alive = []

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from hybrid_search.types import MAX_DOC_ID_CHARS
 from tests.integration.api.test_api_workers import _free_port
+from tests.processes import stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -60,12 +61,7 @@ def api(tmp_path_factory):
                     time.sleep(0.3)
             yield client
     finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
+        stop_process(server)
 
 
 def _run_job(client: httpx.Client, records: list[dict]) -> None:

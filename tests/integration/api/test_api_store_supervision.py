@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.integration.api.test_api_workers import _free_port
+from tests.processes import stop_process
 
 pytestmark = [
     pytest.mark.integration,
@@ -104,12 +105,7 @@ def test_killed_milvus_lite_child_is_restarted_and_nothing_acknowledged_is_lost(
             new_children = {pid for pid, name in _children(server.pid).items() if "milvus" in name}
             assert len(new_children) == 1 and child not in new_children
     finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
+        stop_process(server)
 
 
 def test_healthz_is_unhealthy_while_the_store_cannot_be_restarted(tmp_path, monkeypatch):
