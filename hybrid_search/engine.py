@@ -37,6 +37,7 @@ from .errors import (
 )
 from .filters import FilterCondition, compile_filters
 from .fusion import fuse_explained, normalize_scores
+from .index_batches import write_batches
 from .manifest import config_differences, config_from_manifest, manifest_for
 from .plan import (
     MAX_DEPTH,
@@ -415,6 +416,7 @@ class Engine:
         batch_size: int = 64,
         progress: Callable[[int], None] | None = None,
         batch_guard: Callable[[], AbstractContextManager[Any]] | None = None,
+        overlap: bool = True,
     ) -> IndexReport:
         """Write chunks, replacing each document they belong to.
 
@@ -422,9 +424,12 @@ class Engine:
         content: existing chunks of it at positions beyond the new ones are
         removed. Chunk ids are stable (``doc_id#index``), so writing the same
         input again leaves exactly one copy, and a re-run after an interruption
-        ends in the same state as a clean run. Each batch is encoded and
-        written inside ``batch_guard()`` when given (the API's model gate, so
-        searches interleave with a long indexing job).
+        ends in the same state as a clean run. Each batch is encoded inside
+        ``batch_guard()`` when given (the API's model gate, so searches
+        interleave with a long indexing job). With ``overlap``, taking the next
+        chunks, encoding a batch and writing the previous one run side by side
+        (see ``index_batches``); the rows written are the same either way, and
+        ``progress`` is called on the caller's thread after each write.
         """
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1; got {batch_size}")
@@ -435,12 +440,19 @@ class Engine:
         report = IndexReport()
         started = time.perf_counter()
         chunks_per_doc: dict[str, int] = {}
-        batch: dict[tuple[str, int], Chunk] = {}
 
-        def write_batch() -> None:
-            items = list(batch.values())
+        def collect(chunk: Chunk) -> None:
+            self._check_chunk(chunk)
+            chunks_per_doc[chunk.doc_id] = max(chunks_per_doc.get(chunk.doc_id, 0), chunk.chunk_index + 1)
+
+        def encode(items: list[Chunk]) -> list[dict[str, Any]]:
             encode_started = time.perf_counter()
-            dense, sparse = encoders.encode_documents([c.text_for_encoding for c in items])
+            texts = [c.text_for_encoding for c in items]
+            if batch_guard is None:
+                dense, sparse = encoders.encode_documents(texts)
+            else:
+                with batch_guard():
+                    dense, sparse = encoders.encode_documents(texts)
             bm25_texts = [opened.analyzer.index_text(c.text) for c in items]
             report.encode_seconds += time.perf_counter() - encode_started
             rows = []
@@ -455,6 +467,9 @@ class Engine:
                         sparse[i] if sparse is not None else None,
                     )
                 )
+            return rows
+
+        def write(rows: list[dict[str, Any]]) -> None:
             write_started = time.perf_counter()
             # Checked right before each write, not once per call: a promotion
             # that starts while a long job runs stops the job's next batch.
@@ -464,24 +479,8 @@ class Engine:
             report.chunks_written += len(rows)
             if progress is not None:
                 progress(len(rows))
-            batch.clear()
 
-        def flush() -> None:
-            if not batch:
-                return
-            if batch_guard is None:
-                write_batch()
-            else:
-                with batch_guard():
-                    write_batch()
-
-        for chunk in chunks:
-            self._check_chunk(chunk)
-            chunks_per_doc[chunk.doc_id] = max(chunks_per_doc.get(chunk.doc_id, 0), chunk.chunk_index + 1)
-            batch[(chunk.doc_id, chunk.chunk_index)] = chunk  # a repeated chunk within one call: the last one wins
-            if len(batch) >= batch_size:
-                flush()
-        flush()
+        write_batches(chunks, batch_size=batch_size, collect=collect, encode=encode, write=write, overlap=overlap)
         report.stale_chunks_removed = self._remove_stale_chunks(name, chunks_per_doc)
         report.documents = len(chunks_per_doc)
         report.seconds = time.perf_counter() - started

@@ -2,9 +2,10 @@
 
 Files are hashed and compared with what the collection holds (see ``sync``):
 unchanged files are not even parsed; new and changed files are read and
-chunked on a thread pool while the encoder works on earlier chunks, and chunks
-from many files share encoder batches; documents whose files disappeared are
-removed at the end. Killing a run at any point and running it again ends in the
+chunked on a thread pool while the encoder works on earlier chunks and the
+batch before is written to Milvus (``IngestConfig.overlap``, see
+``hybrid_search.index_batches``), and chunks from many files share encoder
+batches; documents whose files disappeared are removed at the end. Killing a run at any point and running it again ends in the
 same state as one clean run.
 
 The order of the writes is what makes that hold:
@@ -23,11 +24,14 @@ The order of the writes is what makes that hold:
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -90,6 +94,9 @@ class IngestConfig:
     reader_threads: int = 2
     prefetch_files: int = 16
     root_label: str | None = None
+    #: Read and chunk the next files, encode one batch and write the one
+    #: before it side by side (off: one after another; the same rows either way).
+    overlap: bool = True
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "reader_threads", "prefetch_files"):
@@ -125,7 +132,9 @@ class IngestSummary:
 
 
 class IngestProgress:
-    """Callbacks for a progress display; the default does nothing."""
+    """Callbacks for a progress display; the default does nothing. They are
+    called on the thread that runs the ingest, and a file is done once its
+    chunks are written."""
 
     def files_planned(self, total: int) -> None: ...
 
@@ -134,6 +143,45 @@ class IngestProgress:
     def chunks_planned(self, more: int) -> None: ...
 
     def chunks_written(self, count: int) -> None: ...
+
+
+class _WrittenOrderProgress(IngestProgress):
+    """Passes the file reader's progress on as the writes catch up with it.
+
+    The generator that reads and chunks files runs ahead of the writes (on a
+    thread of its own when the stages overlap): what it reports waits here
+    until the chunks it yielded before are written, and is then passed on from
+    the thread that writes, which is the caller's. So a file counts as done
+    once its chunks are acknowledged, and the display is only ever called from
+    one thread."""
+
+    def __init__(self, target: IngestProgress) -> None:
+        self.target = target
+        self._lock = threading.Lock()
+        self._yielded = 0
+        self._written = 0
+        self._waiting: deque[tuple[int, Callable[[], None]]] = deque()
+
+    def after_written(self, call: Callable[[], None], more_chunks: int = 0) -> None:
+        """Run ``call`` once the chunks yielded so far are written; then count
+        ``more_chunks`` more as yielded (reader side, any thread)."""
+        with self._lock:
+            self._waiting.append((self._yielded, call))
+            self._yielded += more_chunks
+
+    def chunks_written(self, count: int) -> None:
+        self.target.chunks_written(count)
+        self._written += count
+        self.flush(self._written)
+
+    def flush(self, upto: int | None = None) -> None:
+        """Pass on what waited for ``upto`` chunks (all when ``None``)."""
+        while True:
+            with self._lock:
+                if not self._waiting or (upto is not None and self._waiting[0][0] > upto):
+                    return
+                _, call = self._waiting.popleft()
+            call()
 
 
 @dataclass
@@ -404,7 +452,7 @@ def _ingest_root(
                     summary.add_stage("chunk", work.chunk_seconds)
                     summary.skipped.extend(work.skipped)
                     if not work.documents:
-                        progress.file_done(work.source, "skipped")
+                        ordered.after_written(partial(progress.file_done, work.source, "skipped"))
                         continue
                     rewritten_sources.add(work.source)
                     kept = []
@@ -433,19 +481,29 @@ def _ingest_root(
                             summary.documents_written += 1
                             file_chunks.extend(_prepare_chunks(chunks, root.label, work.file_key, doc_sha, file_docs))
                     if not kept:
-                        progress.file_done(work.source, "skipped")
+                        ordered.after_written(partial(progress.file_done, work.source, "skipped"))
                         continue
                     summary.files_indexed += 1
-                    progress.chunks_planned(len(file_chunks))
+                    # The planned total is passed on as soon as the earlier
+                    # files are written (the ETA's denominator), the file's
+                    # done once its own chunks are.
+                    ordered.after_written(partial(progress.chunks_planned, len(file_chunks)), more_chunks=len(file_chunks))
+                    ordered.after_written(partial(progress.file_done, work.source, "indexed"))
                     yield from file_chunks
-                    progress.file_done(work.source, "indexed")
             finally:
                 for future in pending:
                     future.cancel()
 
+    ordered = _WrittenOrderProgress(progress)
     report = engine.index(
-        collection, documents_chunks(), batch_size=config.batch_size, progress=progress.chunks_written, batch_guard=batch_guard
+        collection,
+        documents_chunks(),
+        batch_size=config.batch_size,
+        progress=ordered.chunks_written,
+        batch_guard=batch_guard,
+        overlap=config.overlap,
     )
+    ordered.flush()  # files that yielded nothing after the last write
     summary.chunks_written += report.chunks_written
     summary.chunks_removed += report.stale_chunks_removed
     summary.add_stage("encode", report.encode_seconds)
