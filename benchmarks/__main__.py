@@ -1,4 +1,4 @@
-"""``python -m benchmarks ...``: quality, conditions, tune, fusion-study, collapse-effect, speed, coldstart, bm25, scale, load.
+"""``python -m benchmarks ...``: quality, conditions, tune, fusion-study, collapse-effect, speed, coldstart, bm25, scale, load, ingest-throughput.
 
 Each subcommand lives in its own module and is imported only when it runs, so
 ``--help`` is instant and a missing optional dependency only affects the
@@ -558,6 +558,18 @@ def _register_load() -> None:
         app.add_typer(command, name="load")
     elif callable(command):
         app.command(name="load")(command)
+
+
+@app.command(
+    name="ingest-throughput",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def ingest_throughput(ctx: typer.Context) -> None:
+    """The whole ingestion pipeline (sequential and overlapped) against the bare encoders on the same chunks, in one run (--help: its options)."""
+    from .ingest_throughput import main as ingest_throughput_main
+
+    raise typer.Exit(ingest_throughput_main(list(ctx.args)))
 
 
 def main() -> None:

@@ -1,31 +1,35 @@
-"""Ingest throughput: the whole pipeline against the bare encoder, in one run.
+"""Ingest throughput: the whole pipeline against the bare encoders, in one run.
 
-``python -m benchmarks.ingest_throughput --docs ../shared/documents
---dense-model ~/.cache/hybrid-search-models/all-MiniLM-L6-v2
-[--sparse-model DIR --sparse-kind splade] [--max-chunks N] [--include GLOB]
+``python -m benchmarks ingest-throughput --docs ../shared/datasets/scifact
+--max-docs 60 --dense-model ~/.cache/hybrid-search-models/all-MiniLM-L6-v2
+--sparse-model ~/.cache/hybrid-search-models/splade-tiny
+[--conditions sequential,overlapped] [--repeats N] [--max-chunks N] [--include GLOB]
 --out benchmarks/results/ingest_throughput.json``
 
-1. The selected files are read and chunked once, exactly as the pipeline does
-   (same readers, chunking settings and token counter), to get the texts the
-   encoder will see. ``--max-chunks`` keeps whole files, in path order, while
-   their chunks fit the limit (a subset that runs in a few minutes).
-2. The bare encoder (``EncoderSet.encode_documents``) is timed on exactly those
-   texts, in the same order and the same batches as the pipeline sends them.
+1. ``--docs`` is a folder of documents, or a record corpus (a BEIR folder or a
+   .jsonl file; ``--max-docs`` keeps its first N records, written as a BEIR
+   folder that the pipeline indexes as a user would). The selected files are
+   read and chunked once, exactly as the pipeline does (same readers, chunking
+   settings and token counter), to get the texts the encoders will see.
+   ``--max-chunks`` keeps whole files, in path order, while their chunks fit.
+2. The bare encoders (``EncoderSet.encode_documents``) are timed on exactly
+   those texts, in the same order and the same batches as the pipeline sends them.
 3. The whole pipeline (``indexers.pipeline.ingest``: hashing, reading,
    chunking, encoding, BM25 analysis, Milvus writes) is timed on the same files
-   into a fresh Milvus Lite collection.
-4. Encoder and pipeline passes alternate (E P E, or E P E P E with
-   ``--repeats 2``), so that a change in the load of a shared machine hits both
-   sides alike; the ratio uses the means.
+   into a fresh Milvus Lite collection, once per condition: ``sequential``
+   (reading, encoding and writing one after another) and ``overlapped``
+   (side by side, the default; ``IngestConfig.overlap``).
+4. Encoder and pipeline passes alternate (E S E O E, the conditions swapping
+   places on each of ``--repeats``), so that a change in the load of a shared
+   machine hits both sides alike; the ratios use the means.
 
-Reported: chunks/s of each and the ratio pipeline / encoder, from wall time and
-from CPU seconds (this process plus Milvus Lite's server: steadier on a shared
-machine), the share of the pipeline's wall time spent outside the encoder
-call, and the pipeline's seconds per stage (``read`` and ``chunk`` run on
-worker threads alongside the encoder: their seconds are thread time, not wall
-time). Written as JSON and as Markdown next to it, with the machine, its load
-and the package versions. ``--profile FILE`` saves a cProfile of the first
-pipeline pass.
+Reported: docs/s and chunks/s of each and the ratio pipeline / encoders per
+condition, from wall time and from CPU seconds (this process plus Milvus Lite's
+server: steadier on a shared machine, but blind to overlap), the share of the
+pipeline's wall time outside the encode step, overlapped over sequential, and
+the pipeline's seconds per stage. Written as JSON and as Markdown next to it,
+with the machine, its load and the package versions. ``--profile FILE`` saves
+a cProfile of the first pipeline pass.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import json
 import os
 import shlex
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -110,6 +115,34 @@ def _time_encoder(encoders: Any, texts: list[str], batch_size: int) -> float:
     return time.perf_counter() - started
 
 
+CONDITIONS = ("sequential", "overlapped")
+
+
+def _record_corpus(docs: Path) -> Path | None:
+    """The JSONL file of a record corpus named by ``--docs`` (a BEIR folder or a
+    .jsonl file), else ``None`` (a folder of documents)."""
+    if docs.is_file() and docs.suffix == ".jsonl":
+        return docs
+    if docs.is_dir() and (docs / "corpus.jsonl").is_file():
+        return docs / "corpus.jsonl"
+    return None
+
+
+def _subset(corpus: Path, max_docs: int | None, folder: Path) -> Path:
+    """A BEIR-layout folder holding the first ``max_docs`` records of ``corpus``
+    (all of them when ``None``), indexed as a user indexes a BEIR folder."""
+    folder.mkdir(parents=True)
+    lines: list[str] = []
+    with corpus.open(encoding="utf-8") as source:
+        for line in source:
+            if line.strip():
+                lines.append(line if line.endswith("\n") else line + "\n")
+                if max_docs is not None and len(lines) >= max_docs:
+                    break
+    (folder / "corpus.jsonl").write_text("".join(lines), encoding="utf-8")
+    return folder
+
+
 def run(
     docs: Path,
     *,
@@ -119,12 +152,14 @@ def run(
     sparse_kind: str = "splade",
     include: tuple[str, ...] = ("*",),
     max_chunks: int | None = None,
+    max_docs: int | None = None,
     batch_size: int = 64,
     encoder_batch_size: int = 32,
     max_tokens: int = 256,
     device: str = "cpu",
     profile: Path | None = None,
     repeats: int = 1,
+    conditions: tuple[str, ...] = CONDITIONS,
 ) -> dict[str, Any]:
     from hybrid_search import (
         CollectionConfig,
@@ -140,10 +175,16 @@ def run(
     from indexers.pipeline import IngestConfig, ingest, token_counter_for
 
     docs = Path(docs).expanduser()
-    if not docs.is_dir():
-        raise SystemExit(f"--docs {docs}: no such folder")
+    corpus = _record_corpus(docs)
+    if corpus is None and not docs.is_dir():
+        raise SystemExit(f"--docs {docs}: no such folder, BEIR folder or .jsonl file")
+    if corpus is None and max_docs is not None:
+        raise SystemExit("--max-docs applies to a record corpus (a BEIR folder or a .jsonl file); use --max-chunks for a folder")
     if dense_model is None and sparse_model is None:
         raise SystemExit("name a --dense-model and/or a --sparse-model")
+    unknown = [c for c in conditions if c not in CONDITIONS]
+    if unknown or not conditions:
+        raise SystemExit(f"--conditions: choose from {', '.join(CONDITIONS)}; got {', '.join(conditions) or 'none'}")
     work = Path(tempfile.mkdtemp(prefix="ingest-throughput-"))
     try:
         _log(f"loading models; working in {work}")
@@ -162,104 +203,129 @@ def run(
         config = IngestConfig(
             chunking=ChunkingConfig(max_tokens=max_tokens), selection=FileSelection(include=include), batch_size=batch_size
         )
+        source_root = docs if corpus is None else _subset(corpus, max_docs, work / "subset" / docs.name.removesuffix(".jsonl"))
 
         # (a) read and chunk once: the texts the encoder will see, per file.
         _log("reading and chunking the documents once")
         t0 = time.perf_counter()
-        files = find_files(docs, config.selection)
+        files = find_files(source_root, config.selection)
         texts_by_file: dict[Path, list[str]] = {}
+        docs_by_file: dict[Path, int] = {}
         for path in files:
-            result = read_file(path, config.read, root=docs)
+            result = read_file(path, config.read, root=source_root)
             texts: list[str] = []
             for doc in result.documents:
                 texts.extend(c.text_for_encoding for c in chunk_document(doc, config.chunking, count_tokens))
             texts_by_file[path] = texts
+            docs_by_file[path] = len(result.documents)
         prepare_seconds = time.perf_counter() - t0
         chosen = _select(files, {p: len(t) for p, t in texts_by_file.items()}, max_chunks)
         texts = [t for p in chosen for t in texts_by_file[p]]
-        sources = [p.relative_to(docs).as_posix() for p in chosen]
-        _log(f"{len(texts)} chunks from {len(chosen)} files: {', '.join(sources)} ({prepare_seconds:.1f}s)")
+        documents = sum(docs_by_file[p] for p in chosen)
+        sources = [p.relative_to(source_root).as_posix() for p in chosen]
+        _log(f"{len(texts)} chunks of {documents} documents from {len(chosen)} files: {', '.join(sources)} ({prepare_seconds:.1f}s)")
 
         # The pipeline reads the chosen files as one folder (one ingest root,
         # so its batches span files), through links to the originals.
-        tree = work / docs.name
+        tree = work / "tree" / source_root.name
         for p in chosen:
-            link = tree / p.relative_to(docs)
+            link = tree / p.relative_to(source_root)
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(p.resolve())
 
         _log("warming the encoder up")
         encoders.encode_documents(texts[: min(len(texts), batch_size)])
 
-        # Encoder and pipeline passes alternate (E P E ... P E), so that a
-        # change in the load of a shared machine hits both sides alike.
+        # Encoder and pipeline passes alternate (E P E P E ...), so that a
+        # change in the load of a shared machine hits both sides alike; the
+        # conditions swap places from one repeat to the next.
         load_before = _load()
         encoder_passes: list[dict[str, float]] = []
         pipeline_passes: list[dict[str, Any]] = []
 
         def encoder_pass() -> None:
-            _log(f"timing the bare encoder (pass {len(encoder_passes) + 1})")
+            _log(f"timing the bare encoders (pass {len(encoder_passes) + 1})")
             cpu = _cpu_seconds()
             wall = _time_encoder(encoders, texts, batch_size)
             encoder_passes.append({"seconds": wall, "cpu_seconds": _cpu_seconds() - cpu})
-            _log(f"encoder: {len(texts) / wall:.1f} chunks/s")
+            _log(f"encoders: {len(texts) / wall:.2f} chunks/s, {documents / wall:.2f} docs/s")
 
-        encoder_pass()
-        for repeat in range(repeats):
-            _log(f"timing the whole pipeline (pass {repeat + 1})")
-            collection = f"ingest_bench_{repeat}"
+        def pipeline_pass(condition: str) -> None:
+            number = len(pipeline_passes)
+            _log(f"timing the whole pipeline, {condition} (pass {number + 1})")
+            collection = f"ingest_bench_{number}"
             engine.create_collection(replace(engine.open_collection("ingest_bench"), name=collection))
             profiler = None
-            if profile is not None and repeat == 0:
+            if profile is not None and number == 0:
                 import cProfile
 
                 profiler = cProfile.Profile()
                 profiler.enable()
             cpu = _cpu_seconds()
             t0 = time.perf_counter()
-            summary = ingest(engine, collection, [tree], config)
+            summary = ingest(engine, collection, [tree], replace(config, overlap=condition == "overlapped"))
             wall = time.perf_counter() - t0
             cpu = _cpu_seconds() - cpu
             if profiler is not None:
                 profiler.disable()
                 profiler.dump_stats(str(profile))
                 _log(f"profile of the first pipeline pass written to {profile}")
-            _log(f"pipeline: {summary.chunks_written / wall:.1f} chunks/s")
+            _log(f"pipeline, {condition}: {summary.chunks_written / wall:.2f} chunks/s, {documents / wall:.2f} docs/s")
             if summary.chunks_written != len(texts) or summary.skipped:
                 _log(
                     f"warning: the pipeline wrote {summary.chunks_written} chunks (the encoder pass had {len(texts)}); skipped {summary.skipped}"
                 )
             pipeline_passes.append(
                 {
+                    "condition": condition,
                     "seconds": wall,
                     "cpu_seconds": cpu,
                     "chunks_written": summary.chunks_written,
                     "chunks_stored": engine.store.count(collection),
+                    "documents_written": summary.documents_written,
                     "files_indexed": summary.files_indexed,
                     "skipped": [f"{s.source}: {s.reason}" for s in summary.skipped],
+                    # Seconds per stage; with overlap the stages run side by
+                    # side, so they add up to more than the wall time.
                     "stage_seconds": dict(summary.stage_seconds),
-                    # Wall time outside Engine.index's encode step (which
-                    # holds the encoders plus the BM25 analysis): what the
-                    # pipeline adds to the encoder.
                     "seconds_outside_encode": wall - summary.stage_seconds.get("encode", 0.0),
                 }
             )
-            encoder_pass()
+            engine.drop_collection(collection)
+
+        encoder_pass()
+        for repeat in range(repeats):
+            for condition in conditions if repeat % 2 == 0 else tuple(reversed(conditions)):
+                pipeline_pass(condition)
+                encoder_pass()
         load_after = _load()
         engine.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     n = len(texts)
-    encoder_seconds = sum(e["seconds"] for e in encoder_passes) / len(encoder_passes)
-    pipeline_seconds = sum(q["seconds"] for q in pipeline_passes) / len(pipeline_passes)
-    encoder_cpu = sum(e["cpu_seconds"] for e in encoder_passes) / len(encoder_passes)
-    pipeline_cpu = sum(q["cpu_seconds"] for q in pipeline_passes) / len(pipeline_passes)
-    outside = sum(q["seconds_outside_encode"] for q in pipeline_passes) / len(pipeline_passes)
+    encoder_seconds = statistics.mean(e["seconds"] for e in encoder_passes)
+    encoder_cpu = statistics.mean(e["cpu_seconds"] for e in encoder_passes)
+    by_condition: dict[str, Any] = {}
+    for condition in conditions:
+        passes = [q for q in pipeline_passes if q["condition"] == condition]
+        seconds = statistics.mean(q["seconds"] for q in passes)
+        by_condition[condition] = {
+            "seconds_mean": seconds,
+            "chunks_per_s": n / seconds,
+            "docs_per_s": documents / seconds,
+            # docs/s (equally chunks/s) of the pipeline over those of the bare
+            # encoders, from wall time, and from CPU seconds (this process and
+            # Milvus Lite's server: steadier on a shared machine, blind to overlap)
+            "ratio_to_encoders": encoder_seconds / seconds,
+            "ratio_to_encoders_cpu": encoder_cpu / statistics.mean(q["cpu_seconds"] for q in passes),
+            # the share of the pipeline's wall time outside the encode step
+            "share_outside_encode": statistics.mean(q["seconds_outside_encode"] for q in passes) / seconds,
+        }
     environment = report_environment()
-    return {
+    result = {
         "benchmark": "ingest_throughput",
-        "command": " ".join(shlex.quote(a) for a in ["python", "-m", "benchmarks.ingest_throughput", *sys.argv[1:]]),
+        "command": environment["command"],
         "git_revision": environment["git_revision"],
         "date": environment["date"],
         "machine": environment["machine"],
@@ -276,28 +342,32 @@ def run(
             "encoder_batch_size": encoder_batch_size,
             "max_tokens": max_tokens,
             "max_chunks": max_chunks,
+            "max_docs": max_docs,
             "device": device,
             "reader_threads": config.reader_threads,
             "repeats": repeats,
+            "conditions": list(conditions),
         },
         "chunks": n,
-        "encoder": {"passes": encoder_passes, "seconds_mean": encoder_seconds, "chunks_per_s": n / encoder_seconds},
-        "pipeline": {"passes": pipeline_passes, "seconds_mean": pipeline_seconds, "chunks_per_s": n / pipeline_seconds},
-        # chunks/s of the pipeline over chunks/s of the bare encoder (wall clock)
-        "ratio_pipeline_to_encoder": encoder_seconds / pipeline_seconds,
-        # the same from CPU seconds (this process and Milvus Lite's server):
-        # steadier than wall time on a machine shared with other work
-        "ratio_pipeline_to_encoder_cpu": encoder_cpu / pipeline_cpu,
-        # the share of the pipeline's wall time spent outside the encoder call
-        "pipeline_share_outside_encode": outside / pipeline_seconds,
+        "documents": documents,
+        "encoders": {
+            "passes": encoder_passes,
+            "seconds_mean": encoder_seconds,
+            "chunks_per_s": n / encoder_seconds,
+            "docs_per_s": documents / encoder_seconds,
+        },
+        "pipeline": {"passes": pipeline_passes, **by_condition},
     }
+    if set(conditions) == set(CONDITIONS):
+        result["overlapped_over_sequential"] = by_condition["sequential"]["seconds_mean"] / by_condition["overlapped"]["seconds_mean"]
+    return result
 
 
 def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
-    enc, pipe = result["encoder"], result["pipeline"]
+    enc, pipe = result["encoders"], result["pipeline"]
     s = result["settings"]
-    n = result["chunks"]
+    n, docs = result["chunks"], result["documents"]
     models = ", ".join(
         x
         for x in (
@@ -306,36 +376,51 @@ def markdown(result: dict[str, Any]) -> str:
         )
         if x
     )
-    rows = []
-    for i, e in enumerate(enc["passes"]):
-        rows.append(f"| bare encoder, pass {i + 1} | {e['seconds']:.1f} | {e['cpu_seconds']:.1f} | {n / e['seconds']:.2f} |")
-        if i < len(pipe["passes"]):
-            q = pipe["passes"][i]
-            rows.append(
-                f"| whole pipeline, pass {i + 1} | {q['seconds']:.1f} | {q['cpu_seconds']:.1f} | {n / q['seconds']:.2f} |"
-            )
-    stages = pipe["passes"][0]["stage_seconds"]
+    rows = [f"| bare encoders | {enc['passes'][0]['seconds']:.1f} | {enc['passes'][0]['cpu_seconds']:.1f} | {docs / enc['passes'][0]['seconds']:.2f} | {n / enc['passes'][0]['seconds']:.2f} |"]
+    for q, e in zip(pipe["passes"], enc["passes"][1:]):
+        rows.append(
+            f"| pipeline, {q['condition']} | {q['seconds']:.1f} | {q['cpu_seconds']:.1f} | {docs / q['seconds']:.2f} | {n / q['seconds']:.2f} |"
+        )
+        rows.append(f"| bare encoders | {e['seconds']:.1f} | {e['cpu_seconds']:.1f} | {docs / e['seconds']:.2f} | {n / e['seconds']:.2f} |")
+    conditions = [c for c in CONDITIONS if c in pipe]
+    summary = [
+        f"| {c} | {pipe[c]['docs_per_s']:.2f} | {enc['docs_per_s']:.2f} | **{pipe[c]['ratio_to_encoders']:.2f}** | "
+        f"{pipe[c]['ratio_to_encoders_cpu']:.2f} | {100 * pipe[c]['share_outside_encode']:.1f}% |"
+        for c in conditions
+    ]
     lines = [
-        "# Ingest throughput: pipeline vs bare encoder",
+        "# Ingest throughput: the whole pipeline vs the bare encoders",
         "",
         f"`{result['command']}`",
         "",
-        f"{n} chunks from {len(s['files'])} files ({', '.join(s['files'])}); {models}; "
-        f"batch {s['batch_size']} chunks (encoder mini-batch {s['encoder_batch_size']}), max {s['max_tokens']} tokens, device {s['device']}.",
+        f"{docs} documents, {n} chunks from {len(s['files'])} files ({', '.join(s['files'])}) of {s['docs']}; {models}; "
+        f"batch {s['batch_size']} chunks (encoder mini-batch {s['encoder_batch_size']}), max {s['max_tokens']} tokens, device {s['device']}. "
+        "The bare encoders encode exactly the pipeline's chunk texts in the same batches; passes alternate.",
         "",
-        "| pass | wall s | CPU s | chunks/s |",
-        "| --- | ---: | ---: | ---: |",
+        "| pass | wall s | CPU s | docs/s | chunks/s |",
+        "| --- | ---: | ---: | ---: | ---: |",
         *rows,
         "",
-        f"**Ratio pipeline / encoder, chunks/s: {result['ratio_pipeline_to_encoder']:.2f}** (means of the passes; "
-        f"from CPU seconds: {result['ratio_pipeline_to_encoder_cpu']:.2f}). "
-        f"Share of the pipeline's wall time outside the encoder call: {100 * result['pipeline_share_outside_encode']:.1f}%.",
+        "| pipeline | docs/s | bare encoders docs/s | pipeline / encoders | from CPU s | wall time outside the encode step |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        *summary,
         "",
-        "Pipeline stages, first pass (seconds; `read` and `chunk` run on worker threads alongside the encoder, "
-        "`encode` includes the BM25 analysis): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()),
+    ]
+    if "overlapped_over_sequential" in result:
+        lines += [f"Overlapped over sequential pipeline, docs/s: **{result['overlapped_over_sequential']:.2f}x**.", ""]
+    lines += [
+        "Pipeline stages, seconds (first pass of each condition; `read` and `chunk` run on reader threads, and with overlap "
+        "`encode` (with the BM25 analysis) and `write` run side by side, so stages add up to more than the wall time):",
+        "",
+        *(
+            f"- {q['condition']}: " + ", ".join(f"{k} {v:.1f}" for k, v in q["stage_seconds"].items())
+            for c in conditions
+            for q in [next(p for p in pipe["passes"] if p["condition"] == c)]
+        ),
         "",
         f"Machine: {m['cpu']}, {m['cpu_usable']} usable CPUs of {m['cpu_count']}, torch threads {m['torch_threads']}, "
-        f"{m['platform']}, Python {m['python']}; load average before {result['load_average']['before']}, after {result['load_average']['after']}.",
+        f"GPU {m.get('gpu') or 'none'}, {m['platform']}, Python {m['python']}; load average before {result['load_average']['before']}, "
+        f"after {result['load_average']['after']}.",
         "",
         "Packages: "
         + ", ".join(f"{k} {v}" for k, v in result["packages"].items())
@@ -344,20 +429,25 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ingest_throughput", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--docs", type=Path, required=True, help="folder of documents (read, never modified)")
+def main(argv: list[str] | None = None, prog: str = "python -m benchmarks ingest-throughput") -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=Path, required=True, help="folder of documents, or a record corpus: a BEIR folder or a .jsonl file (read, never modified)")
     parser.add_argument("--dense-model", help="dense model folder or hub name")
     parser.add_argument("--dense-kind", default="sentence-transformers", help="sentence-transformers or bge-m3")
     parser.add_argument("--sparse-model", help="learned sparse model folder or hub name")
     parser.add_argument("--sparse-kind", default="splade", help="splade or bge-m3")
     parser.add_argument("--include", action="append", help="gitignore-style glob of files to use (repeatable; default all)")
     parser.add_argument("--max-chunks", type=int, help="use whole files, in path order, up to this many chunks")
+    parser.add_argument("--max-docs", type=int, help="a record corpus: use its first N records")
     parser.add_argument("--batch-size", type=int, default=64, help="chunks per encoder call (the pipeline's batch)")
     parser.add_argument("--encoder-batch-size", type=int, default=32, help="the encoder's own mini-batch")
     parser.add_argument("--max-tokens", type=int, default=256, help="chunk budget in tokens")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    parser.add_argument("--repeats", type=int, default=1, help="pipeline passes, each between two encoder passes")
+    parser.add_argument("--repeats", type=int, default=1, help="passes of each pipeline condition, each followed by an encoder pass")
+    parser.add_argument(
+        "--conditions", default=",".join(CONDITIONS), help="pipeline conditions, comma-separated: sequential (reading, encoding, writing one after another), overlapped (side by side, the default)"
+    )
     parser.add_argument("--profile", type=Path, help="write a cProfile of the first pipeline pass (main thread) here")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/ingest_throughput.json"))
     args = parser.parse_args(argv)
@@ -375,13 +465,16 @@ def main(argv: list[str] | None = None) -> int:
         sparse_kind=args.sparse_kind,
         include=tuple(args.include or ("*",)),
         max_chunks=args.max_chunks,
+        max_docs=args.max_docs,
         batch_size=args.batch_size,
         encoder_batch_size=args.encoder_batch_size,
         max_tokens=args.max_tokens,
         device=args.device,
         profile=args.profile,
         repeats=args.repeats,
+        conditions=tuple(c.strip() for c in args.conditions.split(",") if c.strip()),
     )
+    result["command"] = " ".join([prog, *(shlex.quote(a) for a in argv)])
     out: Path = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -392,4 +485,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m benchmarks.ingest_throughput"))
