@@ -1,4 +1,5 @@
-"""``python -m benchmarks ...``: quality, conditions, tune, fusion-study, collapse-effect, speed, coldstart, bm25, scale, load, ingest-throughput.
+"""``python -m benchmarks ...``: quality, conditions, tune, fusion-study, collapse-effect, speed, coldstart, bm25, scale, load, ingest-throughput,
+and the training-run measurements (training-run, training-fusion, rerank-offload, rerank-weights: ``training_commands``).
 
 Each subcommand lives in its own module and is imported only when it runs, so
 ``--help`` is instant and a missing optional dependency only affects the
@@ -572,6 +573,13 @@ def ingest_throughput(ctx: typer.Context) -> None:
     raise typer.Exit(ingest_throughput_main(list(ctx.args)))
 
 
+def _register_training() -> None:
+    """The commands over training runs live in benchmarks/training_commands.py."""
+    from .training_commands import register
+
+    register(app)
+
+
 def main() -> None:
     from hybrid_search.cli_exit import run_app
 
@@ -579,6 +587,7 @@ def main() -> None:
 
 
 _register_load()
+_register_training()
 
 if __name__ == "__main__":
     main()
