@@ -1,4 +1,4 @@
-"""``python -m benchmarks ...``: quality, conditions, tune, fusion-study, collapse-effect, speed, coldstart, bm25, scale, load, ingest-throughput,
+"""``python -m benchmarks ...``: quality, conditions, tune, fusion-study, collapse-effect, speed, overhead, coldstart, bm25, scale, load, ingest-throughput,
 and the training-run measurements (training-run, training-fusion, rerank-offload, rerank-weights: ``training_commands``).
 
 Each subcommand lives in its own module and is imported only when it runs, so
@@ -52,7 +52,14 @@ def _spec(
 ):
     from .beir import load_beir
     from .indexes import IndexSpec
-    from .presets import analyzer_config, dataset_path, dense_config, preset_for, require_model_folder, sparse_config
+    from .presets import (
+        analyzer_config,
+        dataset_path,
+        dense_config,
+        preset_for,
+        require_model_folder,
+        sparse_config,
+    )
 
     name, folder = dataset_path(dataset)
     preset = preset_for(name)
@@ -260,6 +267,24 @@ def bm25(
         store_uri=uri,
     )
     typer.echo(bm25_markdown(data))
+
+
+@app.command()
+def overhead(
+    dataset: str = typer.Argument("scifact", help="preset name or BEIR folder"),
+    split: str = typer.Option("test", help="queries of this qrels split"),
+    max_queries: int | None = typer.Option(None, help="only the first N queries"),
+    rounds: int = typer.Option(2, help="passes over the queries"),
+    out: Path = typer.Option(Path("benchmarks") / "results" / "speed", help="output folder"),
+) -> None:
+    """BM25-only Engine.search q/s against the bare MilvusClient.search it makes, alternating, one run (ratio)."""
+    from .beir import load_beir
+    from .engine_overhead import overhead_markdown, run_overhead
+    from .presets import dataset_path
+
+    name, folder = dataset_path(dataset)
+    data = run_overhead(load_beir(folder, name), split=split, max_queries=max_queries, rounds=rounds, out_dir=out, log=_log)
+    typer.echo(overhead_markdown(data))
 
 
 @app.command()

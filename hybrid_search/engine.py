@@ -37,6 +37,7 @@ from .errors import (
 )
 from .filters import FilterCondition, compile_filters
 from .fusion import fuse_explained, normalize_scores
+from .hits import assemble_hits
 from .index_batches import write_batches
 from .manifest import config_differences, config_from_manifest, manifest_for
 from .plan import (
@@ -50,15 +51,11 @@ from .plan import (
 from .rerank import Reranker, load_reranker
 from .rows import RESERVED_METADATA_PREFIX, chunk_from_row, stored_chunk
 from .settings_store import SettingsStore
-from .snippets import best_passage
 from .store import OUTPUT_FIELDS, MilvusStore
 from .types import (
     Chunk,
     CollectionInfo,
-    FoldedCopy,
-    Hit,
     IndexReport,
-    PathScore,
     SearchResult,
     doc_id_problem,
 )
@@ -175,6 +172,7 @@ class Engine:
         self._reranker: Reranker | None = None
         self._lock = threading.RLock()
         self._holding_rows: set[str] = set()  # collections seen with rows (see _search_path)
+        self._resolved: dict[str, tuple[int, str]] = {}  # name -> (store.catalog_version, collection)
 
     # --- models --------------------------------------------------------------------
 
@@ -295,7 +293,23 @@ class Engine:
         )
 
     def resolve(self, name: str) -> str:
-        """The collection a name refers to (itself, or the target of an alias)."""
+        """The collection a name refers to (itself, or the target of an alias).
+        On a Milvus Lite file the answer is kept until this process changes the
+        collections or settings (no other process can: the file is locked), so
+        a search asks Milvus nothing before its own search call."""
+        version = self.store.catalog_version
+        if version is None:
+            return self._resolve_now(name)
+        cached = self._resolved.get(name)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        target = self._resolve_now(name)
+        if len(self._resolved) >= 4096:
+            self._resolved.clear()  # names are caller-chosen: keep the memory bounded
+        self._resolved[name] = (version, target)
+        return target
+
+    def _resolve_now(self, name: str) -> str:
         if not self.store.supports_aliases:
             target = self.settings.get(name, "alias")
             if target is not None and not self.store.has_collection(name):
@@ -574,7 +588,18 @@ class Engine:
         fused, fusion_weights = self._fuse(plan, ranked, timings)
         ordered, reranked = self._rerank(plan, rows, fused, timings)
         ordered, folded = self._collapse(plan, rows, ordered, timings)
-        hits = self._assemble(plan, opened.analyzer, query_terms, rows, ranked, ordered, reranked, folded, fusion_weights)
+        hits = assemble_hits(
+            plan,
+            opened.analyzer,
+            query_terms,
+            rows,
+            ranked,
+            ordered,
+            rerank_scores=reranked.scores,
+            combined_scores=reranked.combined,
+            folded=folded,
+            fusion_weights=fusion_weights,
+        )
         timings["total"] = (time.perf_counter() - started) * 1000
         return SearchResult(
             query=query,
@@ -676,47 +701,6 @@ class Engine:
         timings["collapse"] = (time.perf_counter() - t0) * 1000
         return collapsed.kept, collapsed.folded
 
-    @staticmethod
-    def _assemble(
-        plan: QueryPlan,
-        analyzer: Analyzer,
-        query_terms: Sequence[str],
-        rows: Mapping[str, Mapping[str, Any]],
-        ranked: Mapping[str, list[tuple[str, float]]],
-        ordered: list[tuple[str, float]],
-        reranked: _Reranked,
-        folded: Mapping[str, list[tuple[str, float]]],
-        fusion_weights: dict[str, float],
-    ) -> list[Hit]:
-        per_path = {path: {cid: PathScore(rank, score) for rank, (cid, score) in enumerate(items, start=1)} for path, items in ranked.items()}
-        term_set = set(query_terms)
-        hits = []
-        for rank, (cid, fused_score) in enumerate(ordered[: plan.k], start=1):
-            chunk = chunk_from_row(rows[cid])
-            matched = analyzer.matched_surfaces(chunk.text, term_set) if plan.highlight else ()
-            hits.append(
-                Hit(
-                    rank=rank,
-                    chunk_id=cid,
-                    doc_id=chunk.doc_id,
-                    text=chunk.text,
-                    title=chunk.title,
-                    source=chunk.source,
-                    page=chunk.page,
-                    heading_path=chunk.heading_path,
-                    metadata=chunk.metadata,
-                    paths={path: scores[cid] for path, scores in per_path.items() if cid in scores},
-                    fused_score=float(fused_score),
-                    fusion_weights=fusion_weights,
-                    rerank_score=reranked.scores.get(cid),
-                    combined_score=reranked.combined.get(cid),
-                    matched_terms=matched,
-                    snippet=best_passage(chunk.text, matched) if plan.highlight else None,
-                    folded=tuple(_folded_copy(rows[copy], similarity) for copy, similarity in folded.get(cid, ())),
-                )
-            )
-        return hits
-
     def _search_path(self, name: str, path: str, data: Any, depth: int, expression: str) -> list[tuple[dict[str, Any], float]]:
         if path == "bm25" and name not in self._holding_rows:
             # Asking first keeps an empty collection's search from failing in
@@ -749,9 +733,3 @@ class Engine:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-
-def _folded_copy(row: Mapping[str, Any], similarity: float) -> FoldedCopy:
-    chunk = chunk_from_row(row)
-    return FoldedCopy(chunk_id=chunk.id, doc_id=chunk.doc_id, source=chunk.source, page=chunk.page, similarity=similarity)

@@ -11,7 +11,15 @@ from typing import Any
 from .store import heading_path_from_row
 from .types import Chunk
 
-__all__ = ["EMBED_PREFIX_KEY", "EMBED_TEXT_KEY", "RESERVED_METADATA_PREFIX", "chunk_from_row", "stored_chunk"]
+__all__ = [
+    "EMBED_PREFIX_KEY",
+    "EMBED_TEXT_KEY",
+    "RESERVED_METADATA_PREFIX",
+    "chunk_from_row",
+    "page_of",
+    "stored_chunk",
+    "user_metadata",
+]
 
 #: Metadata keys with this prefix are hybrid-search's own bookkeeping.
 RESERVED_METADATA_PREFIX = "_"
@@ -42,22 +50,19 @@ def chunk_from_row(row: Mapping[str, Any]) -> Chunk:
     stored = dict(row.get("metadata") or {})
     char_start = stored.pop("_char_start", None)
     char_end = stored.pop("_char_end", None)
-    # Keys starting with "_" are bookkeeping (e.g. the ingest sync hashes);
-    # user metadata cannot use them (refused on the way in).
-    metadata = {key: value for key, value in stored.items() if not key.startswith(RESERVED_METADATA_PREFIX)}
+    metadata = user_metadata(row)
     bookkeeping = {key: value for key, value in stored.items() if key.startswith(RESERVED_METADATA_PREFIX)}
     text = row["text"]
     embed_text = bookkeeping.get(EMBED_TEXT_KEY)
     if embed_text is None and bookkeeping.get(EMBED_PREFIX_KEY) is not None:
         embed_text = bookkeeping[EMBED_PREFIX_KEY] + text
-    page = row.get("page", -1)
     return Chunk(
         doc_id=row["doc_id"],
         chunk_index=int(row["chunk_index"]),
         text=text,
         title=row.get("title", ""),
         source=row.get("source", ""),
-        page=None if page is None or page < 0 else int(page),
+        page=page_of(row),
         heading_path=heading_path_from_row(row.get("heading", "")),
         char_start=char_start,
         char_end=char_end,
@@ -65,3 +70,17 @@ def chunk_from_row(row: Mapping[str, Any]) -> Chunk:
         embed_text=embed_text,
         bookkeeping=bookkeeping,
     )
+
+
+def user_metadata(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The user's metadata of a stored row. Keys starting with "_" are
+    bookkeeping (e.g. the ingest sync hashes, character offsets); user
+    metadata cannot use them (refused on the way in)."""
+    stored = row.get("metadata") or {}
+    return {key: value for key, value in stored.items() if not key.startswith(RESERVED_METADATA_PREFIX)}
+
+
+def page_of(row: Mapping[str, Any]) -> int | None:
+    """A stored row's page (stored as -1 when there is none)."""
+    page = row.get("page", -1)
+    return None if page is None or page < 0 else int(page)

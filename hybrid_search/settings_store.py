@@ -59,6 +59,8 @@ class SettingsStore:
                     client.create_collection(SETTINGS_COLLECTION, schema=schema, index_params=index_params, timeout=self.store.timeout_s)
             except Exception as error:  # noqa: BLE001
                 raise StoreError(f"Milvus failed to prepare the settings collection: {error}") from error
+            finally:
+                self.store.catalog_changed()
         self._ready = True
 
     def get(self, collection: str, name: str) -> Any:
@@ -70,16 +72,22 @@ class SettingsStore:
 
     def put(self, collection: str, name: str, value: Any) -> None:
         self._ensure()
-        self.store.upsert(
-            SETTINGS_COLLECTION,
-            [{"key": _key(collection, name), "collection": collection, "value": json.dumps(value), "unused": [0.0, 0.0]}],
-        )
+        try:
+            self.store.upsert(
+                SETTINGS_COLLECTION,
+                [{"key": _key(collection, name), "collection": collection, "value": json.dumps(value), "unused": [0.0, 0.0]}],
+            )
+        finally:
+            self.store.catalog_changed()
 
     def delete(self, collection: str, name: str) -> None:
         if not self._ready and not self.store.has_collection(SETTINGS_COLLECTION):
             return
         self._ensure()
-        self.store.delete_where(SETTINGS_COLLECTION, _key_expression(collection, name))
+        try:
+            self.store.delete_where(SETTINGS_COLLECTION, _key_expression(collection, name))
+        finally:
+            self.store.catalog_changed()
 
     def all_named(self, name: str) -> dict[str, Any]:
         """{collection: value} for every collection that has setting ``name``."""
@@ -95,4 +103,7 @@ class SettingsStore:
             return
         self._ensure()
         escaped = collection.replace("\\", "\\\\").replace('"', '\\"')
-        self.store.delete_where(SETTINGS_COLLECTION, f'collection == "{escaped}"')
+        try:
+            self.store.delete_where(SETTINGS_COLLECTION, f'collection == "{escaped}"')
+        finally:
+            self.store.catalog_changed()

@@ -48,6 +48,10 @@ _MAX_DOC_ID_BYTES = 16384  # MAX_DOC_ID_CHARS characters of up to 4 bytes
 OUTPUT_FIELDS = ["id", "doc_id", "chunk_index", "text", "title", "source", "page", "heading", "metadata"]
 _PK = "pk"
 _HEADING_SEPARATOR = " > "
+# Per Milvus Lite file: how many times this process changed its catalog
+# (collections created or dropped, settings written). Milvus Lite locks its
+# file to one process, so an unchanged count means nothing changed at all.
+_catalog_changes: dict[str, int] = {}
 
 
 def validate_collection_name(name: str) -> None:
@@ -118,6 +122,24 @@ class MilvusStore:
                 "for a server give http(s)://host:19530 and check it is running"
             ) from error
         self._socket = self._lite_server_socket()
+        self._catalog_key = str(Path(uri).absolute().resolve()) if self.is_lite else None
+
+    # --- the catalog (collections and settings) -------------------------------------
+
+    @property
+    def catalog_version(self) -> int | None:
+        """A number that changes whenever the collections or settings of a Milvus
+        Lite file change, so what was read from them may be kept while it stays
+        the same. None on a server, which other processes change too."""
+        if self._catalog_key is None:
+            return None
+        return _catalog_changes.get(self._catalog_key, 0)
+
+    def catalog_changed(self) -> None:
+        """Record a change to the collections or settings (see catalog_version)."""
+        if self._catalog_key is not None:
+            with self._lock:
+                _catalog_changes[self._catalog_key] = _catalog_changes.get(self._catalog_key, 0) + 1
 
     # --- supervision of the Milvus Lite child process ------------------------------
 
@@ -178,6 +200,8 @@ class MilvusStore:
             raise StoreUnavailableError(self.unrecoverable) from error
         self._socket = self._lite_server_socket()
         self.unrecoverable = None
+        # While no process held the file, another one may have changed it.
+        self.catalog_changed()
         return True
 
     def supervise(self) -> str | None:
@@ -266,6 +290,8 @@ class MilvusStore:
             # fails leaves a collection that takes rows but cannot be searched.
             self.discard(name)
             raise
+        finally:
+            self.catalog_changed()
 
     def discard(self, name: str) -> None:
         """Drop what a failed creation left behind (best effort: the error that
@@ -276,6 +302,7 @@ class MilvusStore:
                     self.client.drop_collection(name, timeout=self.timeout_s)
             except Exception:  # noqa: BLE001, S110
                 pass
+        self.catalog_changed()
 
     def is_complete(self, name: str) -> bool:
         """Whether the collection has its BM25 index (a creation that failed
@@ -284,7 +311,10 @@ class MilvusStore:
 
     def drop_collection(self, name: str) -> None:
         self.require(name)
-        self._call(f"drop collection {name!r}", lambda: self.client.drop_collection(name, timeout=self.timeout_s))
+        try:
+            self._call(f"drop collection {name!r}", lambda: self.client.drop_collection(name, timeout=self.timeout_s))
+        finally:
+            self.catalog_changed()
 
     def require(self, name: str) -> None:
         """Raise CollectionNotFoundError (naming the collections there are)
@@ -440,7 +470,11 @@ class MilvusStore:
                 timeout=self.timeout_s,
             ),
         )
-        return [[(_with_chunk_id(dict(hit.get("entity", {}))), float(hit["distance"])) for hit in hits] for hits in results]
+        # pymilvus's Hit is a dict whose item lookup falls back to the entity on
+        # a miss; plain dict lookups skip that (a tenth of a k=100 search). The
+        # entity dicts are this result's own: no copy is needed.
+        entity, distance = dict.__getitem__, "distance"
+        return [[(_with_chunk_id(entity(hit, "entity")), float(entity(hit, distance))) for hit in hits] for hits in results]
 
     # --- aliases (servers only: Milvus Lite 2.5 does not implement them) ---------
 
