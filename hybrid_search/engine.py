@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .analyzers import Analyzer
+from .batching import SearchBatcher
 from .collapse import collapse_duplicates
 from .config import (
     CollectionConfig,
@@ -173,6 +174,11 @@ class Engine:
         self._lock = threading.RLock()
         self._holding_rows: set[str] = set()  # collections seen with rows (see _search_path)
         self._resolved: dict[str, tuple[int, str]] = {}  # name -> (store.catalog_version, collection)
+        # Concurrent searches of one path share a Milvus call (nq > 1) when they
+        # queue behind a busy store; query_batch_size 1 keeps one call per query.
+        self.path_searches: SearchBatcher[list[tuple[dict[str, Any], float]]] = SearchBatcher(
+            self._store_search, max_batch=self.runtime.query_batch_size
+        )
 
     # --- models --------------------------------------------------------------------
 
@@ -710,7 +716,7 @@ class Engine:
                 return []
             self._holding_rows.add(name)
         try:
-            return self.store.search(name, path, [data], limit=depth, expression=expression)[0]  # type: ignore[arg-type]
+            return self.path_searches.search((name, path, depth, expression), data)
         except StoreError as error:
             # Milvus Lite's BM25 divides by the average document length, 0 in an
             # empty collection, and fails ("NaN or Inf"): an empty collection
@@ -719,6 +725,10 @@ class Engine:
             if path == "bm25" and ("NaN or Inf" in text or "isfinite" in text) and self.store.count(name) == 0:
                 return []
             raise
+
+    def _store_search(self, key: Any, queries: list[Any]) -> list[list[tuple[dict[str, Any], float]]]:
+        name, path, depth, expression = key
+        return self.store.search(name, path, queries, limit=depth, expression=expression)
 
     def supervise_store(self) -> str | None:
         """For a liveness probe: why the store cannot be brought back, or None

@@ -1,5 +1,6 @@
-"""Concurrent searches, their query encodes micro-batched, give the hits that
-the same searches give one after another (tiny real models, Milvus Lite)."""
+"""Concurrent searches, their query encodes micro-batched and their Milvus
+searches sharing calls (nq > 1), give the hits that the same searches give one
+after another (tiny real models, Milvus Lite)."""
 
 from __future__ import annotations
 
@@ -72,12 +73,18 @@ def test_concurrent_searches_give_exactly_the_sequential_hits(engine):
     sequential = {query: engine.search("docs", query, options) for query in QUERIES}
     assert batcher.batches == batcher.queries == len(QUERIES)  # one after another: each alone
 
+    store_calls, store_searches = engine.path_searches.calls, engine.path_searches.searches
+    assert store_calls == store_searches == 3 * len(QUERIES)  # one after another: one Milvus call per path and query
+
     workload = QUERIES * 4
     with ThreadPoolExecutor(max_workers=8) as pool:
         concurrent = list(pool.map(lambda q: (q, engine.search("docs", q, options)), workload))
 
     shared_calls = batcher.batches - len(QUERIES)
     assert shared_calls < len(workload), "no two concurrent queries were encoded together"
+    # Each path's Milvus search took the vectors of the searches queued behind a busy store in one call (nq > 1).
+    assert engine.path_searches.searches - store_searches == 3 * len(workload)
+    assert engine.path_searches.calls - store_calls < 3 * len(workload), "no two concurrent searches shared a Milvus call"
     for query, result in concurrent:
         expected = sequential[query]
         assert hit_list(result) == hit_list(expected), query
