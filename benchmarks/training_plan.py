@@ -6,6 +6,7 @@ A plan is a TOML file (``benchmarks/training_plans/``)::
 
     description = "what the run measures"
     results = "benchmarks/results/training/NAME"   # where the record goes
+    record = "training_run.json"                   # optional: the record's file name there
     env = { HF_HUB_OFFLINE = "1" }                 # optional, for every step
 
     [[step]]
@@ -23,7 +24,7 @@ benchmarks``) and nothing else, run with this interpreter; ``{device}``,
 dataset and model folders). A ``collect`` step copies files a run wrote into
 the results folder (a list keeps their relative paths, a
 table ``{SOURCE = TARGET}`` renames them). Paths are relative to the repository root.
-The record (``RESULTS/training_run.json``) names the command, the plan and its
+The record (``RESULTS/training_run.json``, or the plan's ``record``) names the command, the plan and its
 sha256, the environment, and every step's command line, exit status and
 seconds; each step's output goes to ``runs/plans/PLAN/step-N.log``.
 """
@@ -99,6 +100,7 @@ class RunPlan:
     results: Path
     steps: tuple[PlanStep, ...]
     env: Mapping[str, str]
+    record: str = "training_run.json"
 
 
 def plan_file(name_or_path: str) -> Path:
@@ -139,9 +141,13 @@ def load_plan(path: Path) -> RunPlan:
         raw = tomllib.loads(text.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"{path} is not valid TOML: {error}") from error
-    unknown = sorted(set(raw) - {"description", "results", "env", "step"})
+    known = ("description", "results", "record", "env", "step")
+    unknown = sorted(set(raw) - set(known))
     if unknown:
-        raise ConfigError(f"{path.name}: unknown key(s) {', '.join(unknown)}; known: description, results, env, step")
+        raise ConfigError(f"{path.name}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    record = raw.get("record", "training_run.json")
+    if not isinstance(record, str) or Path(record).name != record or not record.endswith(".json"):
+        raise ConfigError(f"{path.name}: `record` must be a file name ending in .json; got {record!r}")
     if not isinstance(raw.get("results"), str) or not raw["results"]:
         raise ConfigError(f"{path.name}: `results` (the folder the record goes to) is missing")
     steps = raw.get("step", [])
@@ -158,6 +164,7 @@ def load_plan(path: Path) -> RunPlan:
         results=Path(raw["results"]),
         steps=tuple(_step(s, f"{path.name} step {i}") for i, s in enumerate(steps, 1)),
         env=dict(env),
+        record=record,
     )
 
 
@@ -224,5 +231,5 @@ def run_plan(
                     log(f"step {number} failed: {error}")
     record["ok"] = not failed
     if not dry_run:
-        write_json(plan.results / "training_run.json", record)
+        write_json(plan.results / plan.record, record)
     return record

@@ -64,6 +64,7 @@ def test_bad_plans_are_refused_before_anything_runs(tmp_path: Path, body: str, m
     [
         (load_plan, '[[step]]\nrun = ["benchmarks", "x"]\n', ConfigError, "results"),
         (load_plan, "results = [", InputError, "not valid TOML"),
+        (load_plan, 'results = "r"\nrecord = "../x.json"\n[[step]]\nrun = ["benchmarks", "x"]\n', ConfigError, "file name ending in .json"),
         (load_training_run, "[evaluation]\nk = 5\n", ConfigError, "out"),
         (load_training_run, 'out = "r"\n[evaluation]\nkk = 5\n', ConfigError, "unknown setting"),
     ],
@@ -109,6 +110,12 @@ def test_collect_copies_renames_and_a_missing_file_fails_the_run(tmp_path: Path)
     assert not record["ok"] and "missing.json" in record["steps"][1]["error"]
     assert record["steps"][2]["status"] == "not run"
     assert (tmp_path / "out" / "training_run.json").is_file()
+
+
+def test_a_plan_may_name_its_record(tmp_path: Path) -> None:
+    plan = load_plan(_plan(tmp_path, 'record = "training_run.lists.json"\n[[step]]\ncollect = { from = "nowhere", files = ["a.json"] }\n'))
+    assert not run_plan(plan, logs=tmp_path / "logs", log=lambda _: None)["ok"]
+    assert (tmp_path / "out" / "training_run.lists.json").is_file() and not (tmp_path / "out" / "training_run.json").exists()
 
 
 def test_a_dry_run_writes_nothing(tmp_path: Path) -> None:
