@@ -434,9 +434,11 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"`{result['command']}`",
         "",
-        f"{docs} documents, {n} chunks from {len(s['files'])} files ({', '.join(s['files'])}) of {s['docs']}; {models}; "
-        f"batch {s['batch_size']} chunks (encoder mini-batch {s['encoder_batch_size']}), max {s['max_tokens']} tokens, device {s['device']}. "
-        "The bare encoders encode exactly the pipeline's chunk texts in the same batches; passes alternate.",
+        (
+            f"{docs} documents, {n} chunks from {len(s['files'])} files ({', '.join(s['files'])}) of {s['docs']}; {models}; "
+            f"batch {s['batch_size']} chunks (encoder mini-batch {s['encoder_batch_size']}), max {s['max_tokens']} tokens, device {s['device']}. "
+            "The bare encoders encode exactly the pipeline's chunk texts in the same batches; passes alternate."
+        ),
         "",
         "| pass | wall s | CPU s | docs/s | chunks/s |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -460,8 +462,10 @@ def markdown(result: dict[str, Any]) -> str:
             "",
         ]
     lines += [
-        "Pipeline stages, seconds (first pass of each condition; `read` and `chunk` run on reader threads, and with overlap "
-        "`encode` (with the BM25 analysis) and `write` run side by side, so stages add up to more than the wall time):",
+        (
+            "Pipeline stages, seconds (first pass of each condition; `read` and `chunk` run on reader threads, and with overlap "
+            "`encode` (with the BM25 analysis) and `write` run side by side, so stages add up to more than the wall time):"
+        ),
         "",
         *(
             f"- {q['condition']}: " + ", ".join(f"{k} {v:.1f}" for k, v in q["stage_seconds"].items())
@@ -469,9 +473,11 @@ def markdown(result: dict[str, Any]) -> str:
             for q in [next(p for p in pipe["passes"] if p["condition"] == c)]
         ),
         "",
-        f"Machine: {m['cpu']}, {m['cpu_usable']} usable CPUs of {m['cpu_count']}, torch threads {m['torch_threads']}, "
-        f"GPU {m.get('gpu') or 'none'}, {m['platform']}, Python {m['python']}; load average before {result['load_average']['before']}, "
-        f"after {result['load_average']['after']}.",
+        (
+            f"Machine: {m['cpu']}, {m['cpu_usable']} usable CPUs of {m['cpu_count']}, torch threads {m['torch_threads']}, "
+            f"GPU {m.get('gpu') or 'none'}, {m['platform']}, Python {m['python']}; load average before {result['load_average']['before']}, "
+            f"after {result['load_average']['after']}."
+        ),
         "",
         "Packages: "
         + ", ".join(f"{k} {v}" for k, v in result["packages"].items())
