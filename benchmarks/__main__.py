@@ -1,4 +1,4 @@
-"""``python -m benchmarks ...``: quality, conditions, tune, fusion-study, collapse-effect, speed, overhead, coldstart, bm25, scale, load, ingest-throughput,
+"""``python -m benchmarks ...``: quality, conditions, tune, fusion-study, collapse-effect, speed, overhead, coldstart, bm25, scale, load, ingest-throughput, backends,
 and the training-run measurements (training-run, training-fusion, rerank-offload, rerank-weights: ``training_commands``).
 
 Each subcommand lives in its own module and is imported only when it runs, so
@@ -563,6 +563,31 @@ def summary(
     if not results.is_dir():
         raise FileNotFoundError(f"--results: no such folder {str(results)!r} (run from the repository root, or name the folder)")
     typer.echo(build_summary(results, out))
+
+
+@app.command()
+def backends(
+    dataset: str = typer.Argument("nvidia_sec_10k", help="preset name or BEIR folder (test split)"),
+    variants: str = typer.Option("torch,onnx,onnx-int8", help="comma list of torch, onnx, openvino, each optionally -int8 (torch fp32 is the reference)"),
+    reranker: str | None = typer.Option(None, help="trained cross-encoder folder: adds nDCG@10 of the reranked top 100 (default: a latency-only stand-in)"),
+    rerank_queries: int = typer.Option(20, help="queries whose top 100 the stand-in reranks (a trained reranker reranks all)"),
+    rerank_max_length: int = typer.Option(256, help="cross-encoder input tokens"),
+    cache: Path = typer.Option(Path("runs"), help=CACHE_HELP),
+    out: Path = typer.Option(Path("benchmarks/results/backends"), help="results folder"),
+) -> None:
+    """Query encoding speed and nDCG@10 (dense and sparse paths), cross-encoder top-100 latency: torch fp32 vs ONNX Runtime / OpenVINO / int8, in one run."""
+    from .backends import parse_variants, run_backends
+
+    run_backends(
+        dataset,
+        variants=parse_variants(variants),
+        reranker=reranker,
+        rerank_queries=rerank_queries,
+        rerank_max_length=rerank_max_length,
+        cache=cache,
+        out=out,
+    )
+    print((out / f"{dataset}.md").read_text(encoding="utf-8"))
 
 
 def _register_load() -> None:

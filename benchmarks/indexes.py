@@ -40,6 +40,15 @@ DEFAULT_CACHE = Path("runs")
 COLLECTION = "beir"
 
 
+def _encoder_key(config: Any) -> dict[str, Any] | None:
+    """An encoder's part of the cache key; torch fp32 (the default backend) is
+    left out, so indexes cached before backends existed keep their keys."""
+    plain = to_plain(config)
+    if plain is not None and (plain.get("backend"), plain.get("quantize")) == ("torch", "none"):
+        del plain["backend"], plain["quantize"]
+    return plain
+
+
 @dataclass(frozen=True)
 class IndexSpec:
     dataset: BeirDataset
@@ -54,8 +63,8 @@ class IndexSpec:
             "dataset": self.dataset.name,
             "corpus_sha256": self.dataset.fingerprint(),
             "chunk_layout": CHUNK_LAYOUT,
-            "dense": to_plain(self.dense),
-            "sparse": to_plain(self.sparse),
+            "dense": _encoder_key(self.dense),
+            "sparse": _encoder_key(self.sparse),
             "analyzer": to_plain(self.analyzer),
             "bm25": {"k1": self.bm25_k1, "b": self.bm25_b},
         }

@@ -86,10 +86,12 @@ def _global_options(
     uri: Annotated[Optional[str], typer.Option(help="Milvus URI: a .db file (Milvus Lite) or http(s)://host:19530.")] = None,
     token: Annotated[Optional[str], typer.Option(help="Milvus token (user:password or API key).")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps.")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="torch, onnx or openvino for every model (default: as the collection records).")] = None,
+    quantize: Annotated[Optional[str], typer.Option(help="none or int8 (with --backend onnx or openvino).")] = None,
 ) -> None:
     # The subcommands (serve, train ...) read the same settings through ctx.obj.
     try:
-        state.settings = ctx.obj = LayeredSettings.load(config, uri=uri, token=token, device=device)
+        state.settings = ctx.obj = LayeredSettings.load(config, uri=uri, token=token, device=device, backend=backend, quantize=quantize)
     except ConfigError as error:
         _fail(error)
 

@@ -23,6 +23,8 @@ __all__ = [
     "DEFAULT_DENSE_MODEL",
     "DEFAULT_RERANK_MODEL",
     "ANALYZER_VERSION",
+    "Backend",
+    "Quantize",
 ]
 
 DEFAULT_STORE_URI = "hybrid_search.db"
@@ -44,12 +46,24 @@ RerankKind = Literal["flag", "cross-encoder"]
 LongPassages = Literal["truncate", "max-window"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 DenseIndex = Literal["auto", "FLAT", "IVF_FLAT", "HNSW", "DISKANN", "AUTOINDEX"]
+# What runs a model's forward pass (hybrid_search.backends): PyTorch, or the
+# model exported once to ONNX and run by ONNX Runtime or OpenVINO on the CPU.
+Backend = Literal["torch", "onnx", "openvino"]
+# "int8": the exported model's weights quantised to int8 (dynamic quantisation).
+Quantize = Literal["none", "int8"]
 
 
 def _check_choice(owner: str, name: str, value: Any, choices_type: Any) -> None:
     choices = get_args(choices_type)
     if value not in choices:
         raise ConfigError(f"{owner}.{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+
+
+def _check_backend(owner: str, backend: Any, quantize: Any) -> None:
+    _check_choice(owner, "backend", backend, Backend)
+    _check_choice(owner, "quantize", quantize, Quantize)
+    if backend == "torch" and quantize != "none":
+        raise ConfigError(f"{owner}.quantize={quantize!r} needs backend 'onnx' or 'openvino' (the int8 model is an export)")
 
 
 def _check_positive(owner: str, name: str, value: float, *, allow_zero: bool = False) -> None:
@@ -96,9 +110,14 @@ class DenseEncoderConfig:
     query_prompt: str | None = None
     document_prompt: str | None = None
     max_length: int | None = None
+    backend: Backend = "torch"
+    quantize: Quantize = "none"
 
     def __post_init__(self) -> None:
         _check_choice("DenseEncoderConfig", "kind", self.kind, DenseKind)
+        _check_backend("DenseEncoderConfig", self.backend, self.quantize)
+        if self.backend != "torch" and self.kind != "sentence-transformers":
+            raise ConfigError(f"DenseEncoderConfig.backend={self.backend!r} needs kind 'sentence-transformers' (BGE-M3 runs on torch)")
         if not self.model:
             raise ConfigError("DenseEncoderConfig.model must name a hub model or a local folder")
         if self.max_length is not None:
@@ -112,9 +131,14 @@ class SparseEncoderConfig:
     model: str = DEFAULT_DENSE_MODEL
     kind: SparseKind = "bge-m3"
     max_length: int | None = None
+    backend: Backend = "torch"
+    quantize: Quantize = "none"
 
     def __post_init__(self) -> None:
         _check_choice("SparseEncoderConfig", "kind", self.kind, SparseKind)
+        _check_backend("SparseEncoderConfig", self.backend, self.quantize)
+        if self.backend != "torch" and self.kind != "splade":
+            raise ConfigError(f"SparseEncoderConfig.backend={self.backend!r} needs kind 'splade' (BGE-M3 runs on torch)")
         if not self.model:
             raise ConfigError("SparseEncoderConfig.model must name a hub model or a local folder")
         if self.max_length is not None:
@@ -213,9 +237,16 @@ class RerankConfig:
     # fine-tuned one) would otherwise throw a strong fused ranking away; mixing
     # the two scores keeps some of it. Tune on held-out queries, not on the test set.
     first_stage_weight: float = 0.0
+    # onnx/openvino (optionally int8) run the cross-encoder's forward pass on
+    # the CPU several times faster than torch (see hybrid_search.backends).
+    backend: Backend = "torch"
+    quantize: Quantize = "none"
 
     def __post_init__(self) -> None:
         _check_choice("RerankConfig", "kind", self.kind, RerankKind)
+        _check_backend("RerankConfig", self.backend, self.quantize)
+        if self.backend != "torch" and self.kind != "cross-encoder":
+            raise ConfigError(f"RerankConfig.backend={self.backend!r} needs kind 'cross-encoder' (FlagEmbedding runs on torch)")
         _check_choice("RerankConfig", "long_passages", self.long_passages, LongPassages)
         _check_positive("RerankConfig", "top_n", self.top_n)
         _check_positive("RerankConfig", "max_length", self.max_length)
@@ -242,9 +273,18 @@ class RuntimeConfig:
     # (each query encoded alone, the caller serialises model work).
     query_batch_size: int = 32
     query_batch_wait_ms: float = 2.0
+    # Overrides every model's backend/quantize (None: as configured, for a
+    # collection as its manifest records). A collection whose recorded probe
+    # vectors the chosen backend does not reproduce within tolerance is refused.
+    backend: Backend | None = None
+    quantize: Quantize | None = None
 
     def __post_init__(self) -> None:
         _check_choice("RuntimeConfig", "device", self.device, Device)
+        if self.backend is not None:
+            _check_choice("RuntimeConfig", "backend", self.backend, Backend)
+        if self.quantize is not None:
+            _check_choice("RuntimeConfig", "quantize", self.quantize, Quantize)
         _check_positive("RuntimeConfig", "batch_size", self.batch_size)
         _check_positive("RuntimeConfig", "query_batch_size", self.query_batch_size)
         _check_positive("RuntimeConfig", "query_batch_wait_ms", self.query_batch_wait_ms, allow_zero=True)

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .backends import accelerate, serving_config
 from .config import DenseEncoderConfig, RuntimeConfig, SparseEncoderConfig
 from .errors import ModelKindError, ModelLoadError
 
@@ -35,6 +36,7 @@ __all__ = [
     "EncoderSet",
     "load_encoders",
     "describe_load_failure",
+    "model_device",
 ]
 
 # Learned sparse vector: vocabulary id -> weight (only non-zero weights).
@@ -66,6 +68,11 @@ def describe_load_failure(kind: str, model: str, error: BaseException) -> ModelL
     return ModelLoadError(f"could not load {kind} model {model!r}: {tried}; {fix}. Cause: {type(error).__name__}: {error}")
 
 
+def model_device(backend: str, runtime: RuntimeConfig) -> str:
+    """Where a model loads: onnx and openvino run on the CPU (the export is made from CPU weights)."""
+    return runtime.resolved_device() if backend == "torch" else "cpu"
+
+
 def _expand(model: str) -> str:
     expanded = os.path.expanduser(model)
     return expanded if os.path.exists(expanded) else model
@@ -92,10 +99,11 @@ class SentenceTransformerDense:
         self.config = config
         self.runtime = runtime
         try:
-            self.model = SentenceTransformer(_expand(config.model), device=runtime.resolved_device())
+            self.model = SentenceTransformer(_expand(config.model), device=model_device(config.backend, runtime))
         except Exception as error:  # noqa: BLE001 - any loader failure becomes one clear error
             raise describe_load_failure("sentence-transformers dense", config.model, error) from error
-        if runtime.use_fp16():
+        self.exported = accelerate(self.model, config.backend, config.quantize)
+        if runtime.use_fp16() and self.exported is None:
             self.model.half()
         if config.max_length is not None:
             self.model.max_seq_length = config.max_length
@@ -237,10 +245,11 @@ class SpladeSparse:
 
         self.runtime = runtime
         try:
-            self.model = STSparseEncoder(_expand(config.model), device=runtime.resolved_device())
+            self.model = STSparseEncoder(_expand(config.model), device=model_device(config.backend, runtime))
         except Exception as error:  # noqa: BLE001
             raise describe_load_failure("SPLADE sparse", config.model, error) from error
-        if runtime.use_fp16():
+        self.exported = accelerate(self.model, config.backend, config.quantize)
+        if runtime.use_fp16() and self.exported is None:
             self.model.half()
         if config.max_length is not None:
             self.model.max_seq_length = config.max_length
@@ -507,6 +516,7 @@ def load_encoders(
     sparse: SparseEncoderConfig | None,
     runtime: RuntimeConfig,
 ) -> EncoderSet:
+    dense, sparse = serving_config(dense, runtime), serving_config(sparse, runtime)
     shared: BGEM3Model | None = None
     if dense is not None and sparse is not None and dense.kind == "bge-m3" and sparse.kind == "bge-m3" and dense.model == sparse.model:
         shared = BGEM3Model(dense.model, runtime, dense.max_length or sparse.max_length)

@@ -41,6 +41,7 @@ from .fusion import fuse_explained, normalize_scores
 from .hits import assemble_hits
 from .index_batches import write_batches
 from .manifest import config_differences, config_from_manifest, manifest_for
+from .backends import serving_config
 from .plan import (
     MAX_DEPTH,
     MAX_K,
@@ -49,6 +50,7 @@ from .plan import (
     SearchOptions,
     build_plan,
 )
+from .probe import check_probe, record_probe
 from .rerank import Reranker, load_reranker
 from .rows import RESERVED_METADATA_PREFIX, chunk_from_row, stored_chunk
 from .settings_store import SettingsStore
@@ -216,9 +218,11 @@ class Engine:
             self.open_collection(config.name, expected=config)
             return self.collection_info(config.name)
         analyzer = Analyzer(config.analyzer)  # fails early on a missing user dictionary
+        # The manifest records the backend that builds the vectors (a runtime override included).
+        config = replace(config, dense=serving_config(config.dense, self.runtime), sparse=serving_config(config.sparse, self.runtime))
         encoders = self._load_encoders(config.dense, config.sparse)
         dense_dim = encoders.dense.dim if encoders.dense is not None else None
-        manifest = manifest_for(config, dense_dim)
+        manifest = manifest_for(config, dense_dim, record_probe(encoders))
         self.store.create_collection(
             config.name,
             manifest,
@@ -363,7 +367,9 @@ class Engine:
         if with_encoders and opened.encoders is None:
             with opened.lock:
                 if opened.encoders is None:
-                    opened.encoders = self._load_encoders(opened.config.dense, opened.config.sparse)
+                    encoders = self._load_encoders(opened.config.dense, opened.config.sparse)
+                    check_probe(name, opened.manifest, opened.config, encoders, self.runtime)  # another backend: same vectors?
+                    opened.encoders = encoders
         return opened
 
     def list_collections(self) -> list[str]:

@@ -21,8 +21,10 @@ from .store import MANIFEST_FORMAT, SCHEMA_VERSION
 __all__ = ["config_differences", "config_from_manifest", "manifest_for"]
 
 
-def manifest_for(config: CollectionConfig, dense_dim: int | None) -> dict[str, Any]:
-    """The manifest a collection built from ``config`` records."""
+def manifest_for(config: CollectionConfig, dense_dim: int | None, probe: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest a collection built from ``config`` records. The dense and
+    sparse entries name the backend that built the vectors, and ``probe``
+    (hybrid_search.probe) what it gave for fixed texts."""
     dense = to_plain(config.dense)
     if dense is not None:
         dense["dim"] = dense_dim
@@ -36,6 +38,7 @@ def manifest_for(config: CollectionConfig, dense_dim: int | None) -> dict[str, A
         "bm25": {"k1": config.bm25_k1, "b": config.bm25_b},
         "fusion": to_plain(config.fusion),
         "description": config.description,
+        "probe": probe,
     }
 
 
@@ -70,6 +73,11 @@ def config_differences(expected: CollectionConfig, actual: CollectionConfig) -> 
             # The analyzer version is not the caller's choice: an existing
             # collection keeps the rules it was built with until re-indexed.
             want = replace(want, version=have.version)
+        elif want is not None and have is not None:
+            # The backend is how vectors are computed, not what they are: a
+            # different one is checked against the recorded probe vectors
+            # (hybrid_search.probe) when the collection's encoders load.
+            want = replace(want, backend=have.backend, quantize=have.quantize)
         if want != have:
             found.append(f"{label}: collection has {to_plain(have)}, given {to_plain(want)}")
     if (expected.bm25_k1, expected.bm25_b) != (actual.bm25_k1, actual.bm25_b):

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .config import RerankConfig, RuntimeConfig
-from .encoders import describe_load_failure
+from .backends import accelerate, serving_config
+from .encoders import describe_load_failure, model_device
 
 __all__ = ["Reranker", "load_reranker", "split_windows", "window_budget"]
 
@@ -154,13 +155,14 @@ class SentenceTransformerCrossEncoder(_WindowedReranker):
         try:
             self.model = CrossEncoder(
                 _expand(config.model),
-                device=runtime.resolved_device(),
+                device=model_device(config.backend, runtime),
                 max_length=config.max_length,
                 activation_fn=torch.nn.Sigmoid(),
             )
         except Exception as error:  # noqa: BLE001
             raise describe_load_failure("cross-encoder reranker", config.model, error) from error
-        if runtime.use_fp16():
+        self.exported = accelerate(self.model, config.backend, config.quantize)
+        if runtime.use_fp16() and self.exported is None:
             self.model.model.half()
         self.tokenizer = self.model.tokenizer
         self._model_lock = threading.Lock()
@@ -173,6 +175,7 @@ class SentenceTransformerCrossEncoder(_WindowedReranker):
 
 
 def load_reranker(config: RerankConfig, runtime: RuntimeConfig) -> Reranker:
+    config = serving_config(config, runtime)
     if config.kind == "flag":
         return FlagCrossEncoder(config, runtime)
     return SentenceTransformerCrossEncoder(config, runtime)

@@ -10,7 +10,7 @@ variable named, never passed on as a raw string.
 The config file has one table per concern::
 
     [store]       uri, token, db_name, timeout_s
-    [runtime]     device, batch_size, fp16
+    [runtime]     device, batch_size, fp16, backend, quantize
     [collection]  name, dense_model, dense_kind, query_prompt, document_prompt,
                   sparse_model, sparse_kind, language, user_dict, no_dense, no_sparse
     [rerank]      model, kind, top_n, min_score, max_length, long_passages,
@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from .config import (
+    Backend,
+    Quantize,
     DEFAULT_DENSE_MODEL,
     DEFAULT_STORE_URI,
     DenseKind,
@@ -83,6 +85,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("runtime", "device", Device, "auto"),
     Setting("runtime", "batch_size", int, 32),
     Setting("runtime", "fp16", bool | None),  # unset: fp16 on CUDA, fp32 on CPU
+    Setting("runtime", "backend", Backend | None),  # unset: as each collection records
+    Setting("runtime", "quantize", Quantize | None),
     Setting("collection", "name", str | None),
     Setting("collection", "dense_model", str, DEFAULT_DENSE_MODEL),
     Setting("collection", "dense_kind", DenseKind, "bge-m3"),
@@ -197,10 +201,13 @@ class LayeredSettings:
         uri: str | None = None,
         token: str | None = None,
         device: str | None = None,
+        backend: str | None = None,
+        quantize: str | None = None,
     ) -> LayeredSettings:
         """Read ``path`` (or the file ``HYBRID_SEARCH_CONFIG`` names), checking
         every table, key and value type."""
-        flags = {key: value for key, value in ((("store", "uri"), uri), (("store", "token"), token), (("runtime", "device"), device)) if value is not None}
+        given = ((("store", "uri"), uri), (("store", "token"), token), (("runtime", "device"), device), (("runtime", "backend"), backend), (("runtime", "quantize"), quantize))
+        flags = {key: value for key, value in given if value is not None}
         if path is None:
             env_path = os.environ.get(ENV_PREFIX + "CONFIG")
             path = Path(env_path) if env_path else None
@@ -290,6 +297,8 @@ class LayeredSettings:
             device=self.get("runtime", "device", device),
             batch_size=self.get("runtime", "batch_size", batch_size),
             fp16=self.get("runtime", "fp16"),
+            backend=self.get("runtime", "backend"),
+            quantize=self.get("runtime", "quantize"),
         )
 
     def rerank_config(

@@ -18,6 +18,8 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..config import (
+    Backend,
+    Quantize,
     DEFAULT_DENSE_MODEL,
     DEFAULT_RERANK_MODEL,
     DEFAULT_STORE_URI,
@@ -175,6 +177,8 @@ class ApiSettings(BaseSettings):
     )
     device: Device = "auto"
     fp16: bool | None = Field(None, description="half precision (unset: on CUDA only)")
+    backend: Backend | None = Field(None, description="torch, onnx or openvino for every model (unset: as each collection records)")
+    quantize: Quantize | None = Field(None, description="none or int8 (int8 needs backend onnx or openvino)")
     preload: bool = Field(True, description="load every collection's models at startup")
 
     # --- misc -------------------------------------------------------------------------
@@ -281,6 +285,8 @@ class ApiSettings(BaseSettings):
         return RuntimeConfig(
             device=self.device,
             fp16=self.fp16,
+            backend=self.backend,
+            quantize=self.quantize,
             query_batch_size=self.query_batch_size,
             query_batch_wait_ms=self.query_batch_wait_ms,
         )

@@ -1,0 +1,379 @@
+"""Inference backends: a sentence-transformers model's forward pass run by
+ONNX Runtime or OpenVINO instead of PyTorch, optionally with int8 weights.
+
+sentence-transformers has ``backend="onnx"|"openvino"`` itself, but it goes
+through optimum (optimum-onnx / optimum-intel), and every optimum release
+available pins ``transformers<4.58`` (and optimum-intel pulls another torch),
+while this project runs transformers 5. So the export is done here, with
+PyTorch's own exporter, and only the runtimes are optional dependencies:
+
+- the model is loaded as usual (tokenizer, prompts, pooling, normalisation and
+  the SPLADE head all stay sentence-transformers' own code), then its
+  Transformer module's Hugging Face model is exported once to
+  ``<model folder>/onnx/<task>.onnx`` (``torch.onnx.export(dynamo=True)``:
+  the TorchScript exporter bakes transformers 5's attention-mask shapes into
+  the graph and gets every other sequence length wrong) and, for
+  ``quantize="int8"``, ``<task>_qint8.onnx`` (ONNX Runtime dynamic
+  quantisation, int8 weights per channel);
+- ``<task>.json`` beside it records the SHA-256 of the weights it was exported
+  from; a changed model is exported again, never served from a stale export.
+  A hub model (no local folder) or a read-only folder is exported to
+  ``~/.cache/hybrid-search/onnx/`` instead;
+- the Hugging Face model inside the Transformer module is replaced by a module
+  that feeds the tokens to the ONNX Runtime or OpenVINO session and returns
+  the same output tensor, so the rest of sentence-transformers runs unchanged.
+
+Backends other than torch run on the CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import Backend, Quantize, RuntimeConfig
+from .errors import ConfigError, MissingDependencyError, ModelLoadError
+
+__all__ = ["EXPORT_FORMAT", "ExportedModel", "accelerate", "export_dir", "exported_model_path", "serving_config"]
+
+# Bumped when the export itself changes (opset, exporter, quantisation), so
+# that older exports are redone.
+EXPORT_FORMAT = 1
+_OPSET = 18
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
+_RUNTIME_PACKAGES: dict[str, tuple[str, str]] = {"onnx": ("onnxruntime", "onnx"), "openvino": ("openvino", "openvino")}
+
+logger = logging.getLogger(__name__)
+
+
+def serving_config(model: Any, runtime: RuntimeConfig) -> Any:
+    """``model`` (a dense, sparse or rerank config, or None) with the runtime's
+    backend override applied: a backend alone resets quantize to 'none'."""
+    if model is None or (runtime.backend is None and runtime.quantize is None):
+        return model
+    backend = runtime.backend or model.backend
+    quantize = runtime.quantize or ("none" if runtime.backend is not None else model.quantize)
+    return replace(model, backend=backend, quantize=quantize)
+
+
+
+def _require(module: str, extra: str, purpose: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise MissingDependencyError(module, extra, purpose) from error
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _weights_folder(hf_model: Any) -> Path:
+    """The folder the Hugging Face model's weights were read from."""
+    source = str(getattr(hf_model, "name_or_path", "") or "")
+    local = Path(os.path.expanduser(source))
+    if source and local.is_dir():
+        return local
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(source, local_files_only=True))
+    except Exception as error:  # noqa: BLE001 - any lookup failure: no folder to fingerprint
+        raise ModelLoadError(f"cannot find the weights of model {source!r} on disk to export them: {error}") from error
+
+
+def _fingerprint(folder: Path, previous: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """SHA-256, size and mtime of the weight files and config; a file whose size
+    and mtime match ``previous`` keeps its recorded hash (a load does not
+    re-read gigabytes)."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or not (path.suffix in _WEIGHT_SUFFIXES or path.name == "config.json"):
+            continue
+        stat = path.stat()
+        known = previous.get(path.name) or {}
+        if known.get("size") == stat.st_size and known.get("mtime_ns") == stat.st_mtime_ns and known.get("sha256"):
+            digest = known["sha256"]
+        else:
+            digest = _sha256(path)
+        found[path.name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+    return found
+
+
+def _hashes(fingerprint: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    return {name: entry["sha256"] for name, entry in fingerprint.items()}
+
+
+def export_dir(weights: Path) -> Path:
+    """Where a model's exports live: ``<folder>/onnx`` when the folder is the
+    user's own and writable, else a per-folder directory in the user cache."""
+    hub_cache = os.path.expanduser(os.environ.get("HF_HOME", "~/.cache/huggingface"))
+    beside = weights / "onnx"
+    if not str(weights.resolve()).startswith(os.path.realpath(hub_cache)):
+        try:
+            beside.mkdir(exist_ok=True)
+            if os.access(beside, os.W_OK):
+                return beside
+        except OSError:
+            pass
+    key = hashlib.sha256(str(weights.resolve()).encode()).hexdigest()[:16]
+    cached = Path(os.path.expanduser("~/.cache/hybrid-search/onnx")) / f"{weights.name}-{key}"
+    cached.mkdir(parents=True, exist_ok=True)
+    return cached
+
+
+def exported_model_path(directory: Path, task: str, quantize: Quantize) -> Path:
+    return directory / (f"{task}_qint8.onnx" if quantize == "int8" else f"{task}.onnx")
+
+
+@dataclass(frozen=True)
+class _Signature:
+    task: str
+    inputs: tuple[str, ...]
+    output: str
+    per_token: bool  # output has a sequence axis (token embeddings, MLM logits)
+
+
+def _signature(module: Any) -> _Signature:
+    modality = (getattr(module, "modality_config", None) or {}).get("text") or {}
+    output = modality.get("method_output_name")
+    if modality.get("method") != "forward" or output not in ("last_hidden_state", "logits"):
+        raise ConfigError(
+            f"backend onnx/openvino supports text models whose forward pass gives last_hidden_state or logits; "
+            f"this model's Transformer module calls {modality.get('method')!r} for {output!r}: use backend 'torch'"
+        )
+    task = str(getattr(module, "transformer_task", "") or "feature-extraction")
+    given = set(module.tokenizer.model_input_names)
+    # In the order of the exported forward's parameters.
+    inputs = tuple(name for name in ("input_ids", "attention_mask", "token_type_ids") if name in given)
+    if "input_ids" not in inputs or "attention_mask" not in inputs:
+        raise ConfigError(f"backend onnx/openvino needs a tokenizer giving input_ids and attention_mask; this one gives {inputs}")
+    return _Signature(task=task, inputs=inputs, output=output, per_token=task != "sequence-classification")
+
+
+def _export(hf_model: Any, tokenizer: Any, signature: _Signature, target: Path) -> None:
+    """``hf_model``'s forward pass (token tensors in, ``signature.output`` out)
+    as an ONNX file with dynamic batch and sequence axes."""
+    _require("onnx", "onnx", "exporting a model to ONNX")
+    _require("onnxscript", "onnx", "exporting a model to ONNX")
+    import torch
+
+    class _Forward(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = hf_model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+            tokens = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                tokens["token_type_ids"] = token_type_ids
+            return self.model(**tokens, return_dict=True)[signature.output]
+
+    # Two texts of different lengths: a batch of one would let the exporter
+    # specialise the batch axis to 1, and padding exercises the attention mask.
+    sample = tokenizer(["a probe text", "a longer probe text to export the model with"], padding=True, return_tensors="pt")
+    args = tuple(sample[name] for name in signature.inputs)
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    was_training = hf_model.training
+    hf_model.eval()
+    handle, temporary = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
+    os.close(handle)
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # "torchvision is not installed" and similar notes
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _Forward(),
+                args,
+                temporary,
+                input_names=list(signature.inputs),
+                output_names=[signature.output],
+                dynamic_shapes={name: {0: batch, 1: sequence} for name in signature.inputs},
+                opset_version=_OPSET,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
+        _publish(temporary, target)
+    except Exception as error:  # noqa: BLE001 - exporter failures of any kind become one clear error
+        raise ModelLoadError(f"could not export the model to ONNX ({type(error).__name__}: {error}); use backend 'torch'") from error
+    finally:
+        exporter_log.setLevel(level)
+        hf_model.train(was_training)
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def _publish(temporary: str, target: Path) -> None:
+    """Move a finished file into place (atomic: a concurrent loader sees the old
+    file or the new, never half of one), readable like any file the user makes."""
+    os.chmod(temporary, 0o644)  # mkstemp makes it 0600
+    os.replace(temporary, target)
+
+
+def _quantize(source: Path, target: Path) -> None:
+    """int8 weights, activations quantised on the fly (dynamic quantisation)."""
+    _require("onnxruntime", "onnx", "quantising a model to int8")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    handle, temporary = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
+    os.close(handle)
+    try:
+        quiet = logging.getLogger()  # quantize_dynamic advises "pre-processing" on the root logger
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(source, temporary, weight_type=QuantType.QInt8, per_channel=True)
+        finally:
+            quiet.setLevel(level)
+        _publish(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def _ensure_export(hf_model: Any, tokenizer: Any, signature: _Signature, quantize: Quantize) -> Path:
+    """The exported (and quantised) model file, made now if missing or stale."""
+    weights = _weights_folder(hf_model)
+    directory = export_dir(weights)
+    record_path = directory / f"{signature.task}.json"
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = {}
+    fingerprint = _fingerprint(weights, record.get("source", {}) if record.get("format") == EXPORT_FORMAT else {})
+    plain = exported_model_path(directory, signature.task, "none")
+    current = (
+        record.get("format") == EXPORT_FORMAT
+        and _hashes(record.get("source", {})) == _hashes(fingerprint)
+        and record.get("inputs") == list(signature.inputs)
+        and plain.is_file()
+    )
+    if not current:
+        import torch
+
+        logger.info("exporting %s to %s (once per model)", weights, plain)
+        _export(hf_model, tokenizer, signature, plain)
+        stale = exported_model_path(directory, signature.task, "int8")
+        if stale.exists():
+            stale.unlink()
+        record = {
+            "format": EXPORT_FORMAT,
+            "task": signature.task,
+            "inputs": list(signature.inputs),
+            "output": signature.output,
+            "opset": _OPSET,
+            "exported_with": {"torch": torch.__version__},
+            "source": fingerprint,
+        }
+        record_path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    elif record.get("source") != fingerprint:
+        record["source"] = fingerprint  # same hashes, newer mtimes: remember them
+        record_path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    if quantize == "none":
+        return plain
+    quantized = exported_model_path(directory, signature.task, quantize)
+    if not quantized.is_file():
+        _quantize(plain, quantized)
+    return quantized
+
+
+def _threads() -> int:
+    import torch
+
+    return max(int(torch.get_num_threads()), 1)
+
+
+def _onnxruntime_runner(path: Path) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    ort = _require("onnxruntime", "onnx", "backend 'onnx'")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = _threads()
+    options.inter_op_num_threads = 1
+    # Idle threads must not spin: torch, Milvus Lite and other requests share the cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda feeds: session.run(None, feeds)[0]
+
+
+def _openvino_runner(path: Path) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    ov = _require("openvino", "openvino", "backend 'openvino'")
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_NUM_THREADS": _threads(), "PERFORMANCE_HINT": "LATENCY"})
+
+    def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
+        # One infer request per call: requests are not shared between threads.
+        return compiled.create_infer_request().infer(feeds)[0]
+
+    return run
+
+
+def _make_module_class() -> type:
+    import torch
+
+    class _Exported(torch.nn.Module):
+        """Stands in for the Hugging Face model inside a Transformer module."""
+
+        def __init__(self, config: Any, name_or_path: str, runner: Callable[[dict[str, np.ndarray]], np.ndarray], signature: _Signature) -> None:
+            super().__init__()
+            self.config = config
+            self.name_or_path = name_or_path
+            self._runner = runner
+            self._signature = signature
+
+        def forward(self, **features: Any) -> dict[str, torch.Tensor]:
+            feeds = {}
+            for name in self._signature.inputs:
+                value = features.get(name)
+                if value is None and name == "token_type_ids":
+                    value = torch.zeros_like(features["input_ids"])
+                feeds[name] = value.detach().cpu().numpy().astype(np.int64, copy=False)
+            return {self._signature.output: torch.from_numpy(np.ascontiguousarray(self._runner(feeds)))}
+
+    return _Exported
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """What :func:`accelerate` put in place: the file and how it runs."""
+
+    backend: Backend
+    quantize: Quantize
+    path: Path
+
+
+def accelerate(st_model: Any, backend: Backend, quantize: Quantize) -> ExportedModel | None:
+    """Run ``st_model``'s (a SentenceTransformer, SparseEncoder or CrossEncoder
+    on the CPU) transformer through ``backend``; None for torch."""
+    if backend == "torch":
+        if quantize != "none":
+            raise ConfigError("quantize='int8' needs backend 'onnx' or 'openvino'")
+        return None
+    if backend not in _RUNTIME_PACKAGES:
+        raise ConfigError(f"backend must be one of 'torch', 'onnx', 'openvino'; got {backend!r}")
+    module_name, extra = _RUNTIME_PACKAGES[backend]
+    _require(module_name, extra, f"backend {backend!r}")
+    module = st_model[0]
+    hf_model = getattr(module, "model", None)
+    if hf_model is None or not hasattr(hf_model, "config"):
+        raise ConfigError(f"backend {backend!r} needs a Transformer first module; this model starts with {type(module).__name__}")
+    signature = _signature(module)
+    path = _ensure_export(hf_model, module.tokenizer, signature, quantize)
+    runner = _onnxruntime_runner(path) if backend == "onnx" else _openvino_runner(path)
+    module.model = _make_module_class()(hf_model.config, str(getattr(hf_model, "name_or_path", "")), runner, signature)
+    return ExportedModel(backend=backend, quantize=quantize, path=path)

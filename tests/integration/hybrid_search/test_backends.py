@@ -1,0 +1,124 @@
+"""ONNX Runtime / OpenVINO backends on the tiny models: the export is made
+once beside the model, reproduces torch, and a collection refuses a backend
+whose vectors stray from its recorded probe."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from hybrid_search import (
+    CollectionConfig,
+    DenseEncoderConfig,
+    Engine,
+    RuntimeConfig,
+    SparseEncoderConfig,
+    StoreConfig,
+    probe,
+)
+from hybrid_search.config import RerankConfig
+from hybrid_search.encoders import SentenceTransformerDense, SpladeSparse
+from hybrid_search.errors import ManifestMismatchError
+from hybrid_search.rerank import load_reranker
+
+pytestmark = pytest.mark.integration
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+TEXTS = ["the retriever indexes documents in milvus", "bm25 fuses with dense vectors", "rerank"]
+RUNTIME = RuntimeConfig(device="cpu", query_batch_size=1)
+
+
+@pytest.fixture(scope="module")
+def models(tiny_models, tmp_path_factory):
+    """Copies of the tiny models: the exports are written beside them."""
+    root = tmp_path_factory.mktemp("backend-models")
+    return {name: shutil.copytree(getattr(tiny_models, name), root / name) for name in ("dense", "splade", "cross_encoder")}
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def _sparse_cosine(a: dict[int, float], b: dict[int, float]) -> float:
+    dot = sum(w * b.get(k, 0.0) for k, w in a.items())
+    return dot / np.sqrt(sum(w * w for w in a.values()) * sum(w * w for w in b.values()))
+
+
+def test_dense_export_is_made_once_beside_the_model_and_matches_torch(models):
+    config = DenseEncoderConfig(model=str(models["dense"]), kind="sentence-transformers")
+    reference = SentenceTransformerDense(config, RUNTIME).encode_queries(TEXTS)
+    onnx = SentenceTransformerDense(DenseEncoderConfig(model=config.model, kind=config.kind, backend="onnx"), RUNTIME)
+    exported = models["dense"] / "onnx" / "feature-extraction.onnx"
+    assert onnx.exported is not None and onnx.exported.path == exported
+    assert (models["dense"] / "onnx" / "feature-extraction.json").is_file()
+    assert _cosines(onnx.encode_queries(TEXTS), reference).min() > 0.9999
+    made = exported.stat().st_mtime_ns
+    int8 = SentenceTransformerDense(DenseEncoderConfig(model=config.model, kind=config.kind, backend="onnx", quantize="int8"), RUNTIME)
+    assert exported.stat().st_mtime_ns == made  # reused, not exported again
+    assert int8.exported is not None and int8.exported.path.name == "feature-extraction_qint8.onnx"
+    vectors = int8.encode_queries(TEXTS)
+    assert vectors.shape == reference.shape and np.isfinite(vectors).all()
+
+
+@pytest.mark.slow  # two more exports (~30 s each on 2 idle cores)
+def test_a_changed_model_is_exported_again(models, tmp_path):
+    folder = shutil.copytree(models["dense"], tmp_path / "dense")
+    config = DenseEncoderConfig(model=str(folder), kind="sentence-transformers", backend="onnx")
+    SentenceTransformerDense(config, RUNTIME)
+    record = (folder / "onnx" / "feature-extraction.json").read_text()
+    weights = next(folder.glob("*.safetensors"))
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(weights))
+    name = next(key for key in tensors if key.endswith("embeddings.word_embeddings.weight"))
+    tensors[name] = tensors[name] * 2
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    changed = SentenceTransformerDense(config, RUNTIME)
+    assert (folder / "onnx" / "feature-extraction.json").read_text() != record
+    torch_vectors = SentenceTransformerDense(DenseEncoderConfig(model=str(folder), kind="sentence-transformers"), RUNTIME).encode_queries(TEXTS)
+    assert _cosines(changed.encode_queries(TEXTS), torch_vectors).min() > 0.9999
+
+
+def test_splade_and_cross_encoder_match_torch(models):
+    config = SparseEncoderConfig(model=str(models["splade"]), kind="splade")
+    reference = SpladeSparse(config, RUNTIME).encode_documents(TEXTS)
+    onnx = SpladeSparse(SparseEncoderConfig(model=config.model, kind="splade", backend="onnx"), RUNTIME).encode_documents(TEXTS)
+    assert min(_sparse_cosine(a, b) for a, b in zip(onnx, reference)) > 0.9999
+    rerank = RerankConfig(model=str(models["cross_encoder"]), kind="cross-encoder", max_length=64)
+    torch_scores = load_reranker(rerank, RUNTIME).score("milvus retriever", TEXTS)
+    onnx_scores = load_reranker(rerank, RuntimeConfig(device="cpu", backend="onnx")).score("milvus retriever", TEXTS)
+    assert np.allclose(onnx_scores, torch_scores, atol=1e-4)
+
+
+def test_openvino_runs_the_same_export(models):
+    pytest.importorskip("openvino")
+    config = DenseEncoderConfig(model=str(models["dense"]), kind="sentence-transformers")
+    reference = SentenceTransformerDense(config, RUNTIME).encode_queries(TEXTS)
+    ov = SentenceTransformerDense(DenseEncoderConfig(model=config.model, kind=config.kind, backend="openvino"), RUNTIME)
+    assert _cosines(ov.encode_queries(TEXTS), reference).min() > 0.9999
+
+
+def test_a_collection_records_its_backend_and_refuses_one_beyond_tolerance(models, tmp_path, monkeypatch):
+    uri = str(tmp_path / "kb.db")
+    config = CollectionConfig(
+        name="kb",
+        dense=DenseEncoderConfig(model=str(models["dense"]), kind="sentence-transformers"),
+        sparse=SparseEncoderConfig(model=str(models["splade"]), kind="splade"),
+    )
+    with Engine(StoreConfig(uri=uri), runtime=RUNTIME) as engine:
+        engine.create_collection(config)
+        manifest = engine.collection_info("kb").manifest
+        assert (manifest["dense"]["backend"], manifest["sparse"]["quantize"]) == ("torch", "none")
+        assert len(manifest["probe"]["texts"]) == len(probe.PROBE_TEXTS)
+    onnx = RuntimeConfig(device="cpu", query_batch_size=1, backend="onnx")
+    with Engine(StoreConfig(uri=uri), runtime=onnx) as engine:
+        assert engine.search("kb", "milvus retriever").hits == []  # opens: the fp32 export reproduces torch
+    monkeypatch.setattr(probe, "MIN_COSINE", 1.0 + 1e-9)  # no backend reproduces torch to the last bit
+    with Engine(StoreConfig(uri=uri), runtime=onnx) as engine:
+        with pytest.raises(ManifestMismatchError, match="built with dense backend 'torch'; backend 'onnx' gives dense vectors"):
+            engine.search("kb", "milvus retriever")
+    with Engine(StoreConfig(uri=uri), runtime=RUNTIME) as engine:  # its own backend: no probe check
+        assert engine.search("kb", "milvus retriever").hits == []

@@ -1,0 +1,157 @@
+"""Backend choices: configuration checks, the runtime override, the missing
+extra's message, and the probe check (with fake encoders)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from hybrid_search import probe
+from hybrid_search.backends import accelerate, serving_config
+from hybrid_search.config import (
+    CollectionConfig,
+    DenseEncoderConfig,
+    RerankConfig,
+    RuntimeConfig,
+    SparseEncoderConfig,
+)
+from hybrid_search.encoders import EncoderSet
+from hybrid_search.errors import (
+    ConfigError,
+    ManifestMismatchError,
+    MissingDependencyError,
+)
+from hybrid_search.manifest import config_differences
+from hybrid_search.settings import LayeredSettings
+
+pytestmark = pytest.mark.unit
+
+ST = "sentence-transformers"
+
+
+def test_choices_are_checked_on_construction():
+    with pytest.raises(ConfigError, match="backend must be one of 'torch', 'onnx', 'openvino'; got 'tensorrt'"):
+        DenseEncoderConfig(model="m", kind=ST, backend="tensorrt")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="quantize='int8' needs backend 'onnx' or 'openvino'"):
+        SparseEncoderConfig(model="m", kind="splade", quantize="int8")
+    with pytest.raises(ConfigError, match="needs kind 'sentence-transformers'"):
+        DenseEncoderConfig(model="m", kind="bge-m3", backend="onnx")
+    with pytest.raises(ConfigError, match="needs kind 'cross-encoder'"):
+        RerankConfig(model="m", kind="flag", backend="openvino")
+    with pytest.raises(ConfigError, match="RuntimeConfig.quantize"):
+        RuntimeConfig(quantize="int4")  # type: ignore[arg-type]
+    assert RerankConfig(model="m", kind="cross-encoder", backend="onnx", quantize="int8").quantize == "int8"
+
+
+def test_runtime_override_applies_to_every_model_and_a_backend_alone_resets_quantize():
+    dense = DenseEncoderConfig(model="m", kind=ST, backend="onnx", quantize="int8")
+    assert serving_config(dense, RuntimeConfig()) is dense
+    assert serving_config(None, RuntimeConfig(backend="onnx")) is None
+    assert (serving_config(dense, RuntimeConfig(backend="openvino")).backend, serving_config(dense, RuntimeConfig(backend="openvino")).quantize) == (
+        "openvino",
+        "none",
+    )
+    assert serving_config(dense, RuntimeConfig(quantize="none")).backend == "onnx"
+    with pytest.raises(ConfigError, match="needs backend 'onnx' or 'openvino'"):
+        serving_config(DenseEncoderConfig(model="m", kind=ST), RuntimeConfig(quantize="int8"))
+
+
+def test_backend_differences_are_left_to_the_probe_not_the_manifest_comparison():
+    built = CollectionConfig(name="c", dense=DenseEncoderConfig(model="m", kind=ST), sparse=None)
+    asked = CollectionConfig(name="c", dense=DenseEncoderConfig(model="m", kind=ST, backend="onnx", quantize="int8"), sparse=None)
+    assert config_differences(asked, built) == []
+    other = CollectionConfig(name="c", dense=DenseEncoderConfig(model="other", kind=ST, backend="onnx"), sparse=None)
+    assert config_differences(other, built)
+
+
+def test_a_missing_runtime_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    with pytest.raises(MissingDependencyError, match=r"pip install 'hybrid-search\[onnx\]'"):
+        accelerate(object(), "onnx", "none")
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(MissingDependencyError, match=r"hybrid-search\[openvino\]"):
+        accelerate(object(), "openvino", "int8")
+
+
+def test_settings_read_backend_from_flags_and_environment(monkeypatch, no_hybrid_search_env):
+    monkeypatch.setenv("HYBRID_SEARCH_BACKEND", "openvino")
+    monkeypatch.setenv("HYBRID_SEARCH_QUANTIZE", "int8")
+    runtime = LayeredSettings.load().runtime_config()
+    assert (runtime.backend, runtime.quantize) == ("openvino", "int8")
+    assert LayeredSettings.load(backend="onnx", quantize="none").runtime_config().backend == "onnx"
+    monkeypatch.setenv("HYBRID_SEARCH_BACKEND", "tpu")
+    with pytest.raises(ConfigError, match="HYBRID_SEARCH_BACKEND"):
+        LayeredSettings.load().runtime_config()
+
+
+class _FakeDense:
+    """Unit-test stand-in: fixed vectors for the probe texts, optionally bent."""
+
+    dim = 4
+
+    def __init__(self, bend: float = 0.0) -> None:
+        self.bend = bend
+
+    def encode_documents(self, texts):
+        rows = np.array([[1.0, 0.5, 0.2, 0.1 + i] for i, _ in enumerate(texts)], dtype=np.float32)
+        rows[:, 0] += self.bend * 10
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    encode_queries = encode_documents
+
+
+class _FakeSparse:
+    def __init__(self, drop: bool = False) -> None:
+        self.drop = drop
+
+    def encode_documents(self, texts):
+        return [{1: 1.0, 7: 0.5} if self.drop else {1: 1.0, 7: 0.5, 9 + i: 2.0} for i, _ in enumerate(texts)]
+
+    encode_queries = encode_documents
+
+
+def _recorded(dense_bend: float = 0.0):
+    config = CollectionConfig(
+        name="c", dense=DenseEncoderConfig(model="m", kind=ST), sparse=SparseEncoderConfig(model="s", kind="splade")
+    )
+    manifest = {"probe": probe.record_probe(EncoderSet(dense=_FakeDense(dense_bend), sparse=_FakeSparse()))}
+    return config, manifest
+
+
+def test_probe_passes_a_backend_that_reproduces_the_vectors():
+    config, manifest = _recorded()
+    lowest = probe.check_probe("c", manifest, config, EncoderSet(dense=_FakeDense(), sparse=_FakeSparse()), RuntimeConfig(backend="onnx"))
+    assert lowest == {"dense": pytest.approx(1.0, abs=1e-6), "sparse": pytest.approx(1.0)}
+
+
+def test_probe_refuses_a_backend_whose_vectors_stray_and_says_why():
+    config, manifest = _recorded()
+    strayed = EncoderSet(dense=_FakeDense(bend=0.3), sparse=_FakeSparse())
+    with pytest.raises(ManifestMismatchError, match=r"built with dense backend 'torch'; backend 'onnx/int8' gives dense vectors with cosine 0\.\d+"):
+        probe.check_probe("c", manifest, config, strayed, RuntimeConfig(backend="onnx", quantize="int8"))
+    with pytest.raises(ManifestMismatchError, match="sparse backend 'torch'"):
+        probe.check_probe("c", manifest, config, EncoderSet(dense=_FakeDense(), sparse=_FakeSparse(drop=True)), RuntimeConfig(backend="onnx"))
+
+
+def test_probe_is_not_computed_when_the_backend_is_the_recorded_one():
+    config, manifest = _recorded()
+    strayed = EncoderSet(dense=_FakeDense(bend=0.3), sparse=_FakeSparse(drop=True))
+    assert probe.check_probe("c", manifest, config, strayed, RuntimeConfig()) == {}
+    assert probe.check_probe("c", manifest, config, strayed, RuntimeConfig(backend="torch")) == {}
+
+
+def test_a_collection_without_a_recorded_probe_is_compared_with_its_recorded_backend(monkeypatch):
+    config, _ = _recorded()
+    loaded = []
+
+    def as_recorded(dense, sparse, runtime):
+        loaded.append((dense.backend, sparse.backend, runtime.backend))
+        return EncoderSet(dense=_FakeDense(), sparse=_FakeSparse())
+
+    monkeypatch.setattr(probe, "load_encoders", as_recorded)
+    serving = EncoderSet(dense=_FakeDense(bend=0.3), sparse=_FakeSparse())
+    with pytest.raises(ManifestMismatchError, match="dense backend 'torch'"):
+        probe.check_probe("c", {}, config, serving, RuntimeConfig(backend="openvino"))
+    assert loaded == [("torch", "torch", None)]
