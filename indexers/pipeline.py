@@ -325,14 +325,27 @@ def _ingest_roots(
 @dataclass
 class _FileWork:
     """One file read and chunked on a worker thread: its documents, each with
-    its hash and its chunks (``None``: stored already, complete and unchanged)."""
+    its hash and its chunks (``None``: stored already, complete and unchanged;
+    ``_LATER``: to be chunked when the run gets to it)."""
 
     source: str
     file_key: str
-    documents: list[tuple[Document, str, list[Chunk] | None]]
+    documents: list[tuple[Document, str, list[Chunk] | None | _Later]]
     skipped: list[Skipped]
     read_seconds: float
     chunk_seconds: float
+
+
+class _Later:
+    """A document of a large record file, chunked as the run consumes it."""
+
+
+_LATER = _Later()
+
+#: A file of more documents than this (a JSONL corpus) is chunked document by
+#: document as its chunks are consumed, so its first batch is encoded while
+#: the rest is still being chunked, instead of after the whole file.
+CHUNK_AHEAD_DOCUMENTS = 32
 
 
 def _read_and_chunk(
@@ -347,14 +360,17 @@ def _read_and_chunk(
     t0 = time.perf_counter()
     result = read_file(path, config.read, root=root.base)
     t1 = time.perf_counter()
-    documents: list[tuple[Document, str, list[Chunk] | None]] = []
+    documents: list[tuple[Document, str, list[Chunk] | None | _Later]] = []
+    chunk_now = len(result.documents) <= CHUNK_AHEAD_DOCUMENTS
     try:
         for doc in result.documents:
             if doc.format not in RECORD_FORMATS:
                 doc = replace(doc, doc_id=f"{root.label}/{doc.source}")
             doc_sha = document_sha256(doc, fingerprint)
-            unchanged = state.document_unchanged(doc.doc_id, doc_sha)
-            documents.append((doc, doc_sha, None if unchanged else chunk_document(doc, config.chunking, count_tokens)))
+            if state.document_unchanged(doc.doc_id, doc_sha):
+                documents.append((doc, doc_sha, None))
+            else:
+                documents.append((doc, doc_sha, chunk_document(doc, config.chunking, count_tokens) if chunk_now else _LATER))
     except Exception as exc:
         log.warning("chunking %s failed unexpectedly", result.source, exc_info=True)
         return _FileWork(
@@ -455,41 +471,52 @@ def _ingest_root(
                         ordered.after_written(partial(progress.file_done, work.source, "skipped"))
                         continue
                     rewritten_sources.add(work.source)
-                    kept = []
-                    left_out = len(work.skipped)  # bad records
-                    for doc, doc_sha, chunks in work.documents:
-                        reason = keep(doc, work.source, chunks)
-                        if reason is not None:
-                            summary.skipped.append(reason)
-                            left_out += 1
-                        else:
-                            owner[doc.doc_id] = work.source
-                            kept.append((doc, doc_sha, chunks))
                     # What the file holds, the left-out records included: a file
                     # with bad records never looks unchanged, so it is read and
                     # its problems reported on every run, like a bad file.
-                    file_docs = len(kept) + left_out
-                    file_chunks: list[Chunk] = []
-                    for doc, doc_sha, chunks in kept:
+                    file_docs = len(work.documents) + len(work.skipped)
+                    kept = 0
+                    for doc, doc_sha, chunks in work.documents:
+                        if isinstance(chunks, _Later):
+                            t0 = time.perf_counter()
+                            try:
+                                chunks = chunk_document(doc, config.chunking, count_tokens)
+                            except Exception as exc:
+                                # Left out like a bad record: its stored version
+                                # stays, and the file is read again next run.
+                                log.warning("chunking %s failed unexpectedly", doc.doc_id, exc_info=True)
+                                summary.skipped.append(
+                                    Skipped(work.source, "corrupt", f"document {doc.doc_id!r}: chunking failed: {type(exc).__name__}: {exc}")
+                                )
+                                live_doc_ids.add(doc.doc_id)
+                                continue
+                            finally:
+                                summary.add_stage("chunk", time.perf_counter() - t0)
+                        reason = keep(doc, work.source, chunks)
+                        if reason is not None:
+                            summary.skipped.append(reason)
+                            continue
+                        owner[doc.doc_id] = work.source
                         live_doc_ids.add(doc.doc_id)
+                        kept += 1
                         if chunks is None:
                             summary.documents_unchanged += 1
                             summary.chunks_unchanged += state.documents[doc.doc_id].expected_chunks or 0
                             if state.needs_restamp(doc.doc_id, work.file_key, file_docs):
                                 restamp[doc.doc_id] = (work.file_key, file_docs)
-                        else:
-                            summary.documents_written += 1
-                            file_chunks.extend(_prepare_chunks(chunks, root.label, work.file_key, doc_sha, file_docs))
+                            continue
+                        summary.documents_written += 1
+                        doc_chunks = _prepare_chunks(chunks, root.label, work.file_key, doc_sha, file_docs)
+                        # The planned total is passed on as soon as the earlier
+                        # chunks are written (the ETA's denominator).
+                        ordered.after_written(partial(progress.chunks_planned, len(doc_chunks)), more_chunks=len(doc_chunks))
+                        yield from doc_chunks
                     if not kept:
                         ordered.after_written(partial(progress.file_done, work.source, "skipped"))
                         continue
                     summary.files_indexed += 1
-                    # The planned total is passed on as soon as the earlier
-                    # files are written (the ETA's denominator), the file's
-                    # done once its own chunks are.
-                    ordered.after_written(partial(progress.chunks_planned, len(file_chunks)), more_chunks=len(file_chunks))
+                    # The file is done once its own chunks are written.
                     ordered.after_written(partial(progress.file_done, work.source, "indexed"))
-                    yield from file_chunks
             finally:
                 for future in pending:
                     future.cancel()

@@ -18,6 +18,7 @@ from hybrid_search import CollectionConfig, DenseEncoderConfig, Engine, RuntimeC
 from hybrid_search.errors import InputError, StoreError
 from indexers.chunks import ChunkingConfig
 from indexers.documents import ReadOptions
+from indexers import pipeline
 from indexers.pipeline import IngestConfig, IngestProgress, ingest
 from tests.integration.indexers.test_pipeline import SENTENCES
 
@@ -95,7 +96,9 @@ def engine(tiny_models, tmp_path):
     engine.close()
 
 
-def test_overlapped_and_sequential_runs_write_the_same_rows(engine, tmp_path):
+@pytest.mark.parametrize("chunk_ahead", [32, 2], ids=["records-chunked-on-read", "records-chunked-as-consumed"])
+def test_overlapped_and_sequential_runs_write_the_same_rows(engine, tmp_path, monkeypatch, chunk_ahead):
+    monkeypatch.setattr(pipeline, "CHUNK_AHEAD_DOCUMENTS", chunk_ahead)
     folder = _version_1(tmp_path / "docs")
     engine.create_collection(replace(engine.open_collection("kb"), name="seq"))
     overlapped = ingest(engine, "kb", [folder], OVERLAPPED)
@@ -199,3 +202,28 @@ def test_progress_counts_a_file_once_its_chunks_are_written(engine, tmp_path):
     # files are planned and written in order, so that is exactly its own.
     assert all(written >= planned for _, _, written, planned in indexed)
     assert [d[0] for d in indexed] == sorted(d[0] for d in indexed)
+
+
+def test_a_record_that_fails_to_chunk_as_consumed_is_left_out_and_keeps_its_stored_version(engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "CHUNK_AHEAD_DOCUMENTS", 2)
+    folder = _version_1(tmp_path / "docs")
+    ingest(engine, "kb", [folder], OVERLAPPED)
+    before = _rows(engine)
+    (folder / "records.jsonl").write_text(_records(list(range(8)), tag=" Again."), encoding="utf-8")
+    chunk_document = pipeline.chunk_document
+
+    def failing(doc, *args):
+        if doc.doc_id == "rec3":
+            raise RuntimeError("tokenizer crashed")
+        return chunk_document(doc, *args)
+
+    monkeypatch.setattr(pipeline, "chunk_document", failing)
+    summary = ingest(engine, "kb", [folder], OVERLAPPED)
+    assert [(s.source, s.reason) for s in summary.skipped] == [("records.jsonl", "corrupt")]
+    assert "rec3" in summary.skipped[0].detail and summary.documents_written == 7 and summary.documents_removed == 0
+    after = _rows(engine)
+    assert after["rec3#0"] == before["rec3#0"] and after["rec4#0"]["text"].endswith("Again.")
+    # The file never looks unchanged while a record fails: the next run reads it again.
+    monkeypatch.setattr(pipeline, "chunk_document", chunk_document)
+    summary = ingest(engine, "kb", [folder], OVERLAPPED)
+    assert not summary.skipped and summary.documents_written == 1 and _rows(engine)["rec3#0"]["text"].endswith("Again.")
