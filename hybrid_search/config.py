@@ -103,7 +103,9 @@ class StoreConfig:
 class DenseEncoderConfig:
     """A dense embedder: any sentence-transformers model, or BGE-M3 through
     FlagEmbedding. ``query_prompt``/``document_prompt`` override the prompts the
-    model ships with (e5: ``"query: "``/``"passage: "``; BGE instruction)."""
+    model ships with (e5: ``"query: "``/``"passage: "``; BGE instruction).
+    ``query_adapter`` names a linear query adapter folder
+    (``hybrid_search.query_adapter``) applied to query vectors only."""
 
     model: str = DEFAULT_DENSE_MODEL
     kind: DenseKind = "bge-m3"
@@ -112,6 +114,7 @@ class DenseEncoderConfig:
     max_length: int | None = None
     backend: Backend = "torch"
     quantize: Quantize = "none"
+    query_adapter: str | None = None
 
     def __post_init__(self) -> None:
         _check_choice("DenseEncoderConfig", "kind", self.kind, DenseKind)
@@ -122,6 +125,8 @@ class DenseEncoderConfig:
             raise ConfigError("DenseEncoderConfig.model must name a hub model or a local folder")
         if self.max_length is not None:
             _check_positive("DenseEncoderConfig", "max_length", self.max_length)
+        if self.query_adapter is not None and not self.query_adapter:
+            raise ConfigError("DenseEncoderConfig.query_adapter must name an adapter folder (or be None)")
 
 
 @dataclass(frozen=True)

@@ -472,12 +472,14 @@ class EncoderSet:
         want_dense = dense and self.dense is not None
         want_sparse = sparse and self.sparse is not None
         if self.shared_m3 is not None and want_dense and want_sparse:
-            dense_encoder = self.dense
+            adapter = self.dense.adapter if isinstance(self.dense, AdaptedQueryDense) and queries else None
+            dense_encoder = self.dense.base if isinstance(self.dense, AdaptedQueryDense) else self.dense
             prompt = ""
             if isinstance(dense_encoder, M3Dense):
                 prompt = dense_encoder.query_prompt if queries else dense_encoder.document_prompt
             if not prompt:
-                return self.shared_m3.encode(texts, dense=True, sparse=True)
+                both = self.shared_m3.encode(texts, dense=True, sparse=True)
+                return (adapter.apply(both[0]) if adapter is not None and both[0] is not None else both[0]), both[1]
             # A prompt applies to the dense side only: two passes keep sparse terms clean.
         dense_vectors = None
         sparse_vectors = None
@@ -511,6 +513,28 @@ class EncoderSet:
         return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+class AdaptedQueryDense:
+    """A dense encoder whose query vectors pass through a linear query adapter
+    (``hybrid_search.query_adapter``); document vectors are the base model's."""
+
+    def __init__(self, base: DenseEncoder, config: DenseEncoderConfig) -> None:
+        from .query_adapter import load_query_adapter
+
+        self.base = base
+        self.dim = int(base.dim)
+        self.adapter = load_query_adapter(str(config.query_adapter), model=config.model, dim=self.dim)
+
+    @property
+    def tokenizer(self) -> Any:
+        return getattr(self.base, "tokenizer", None)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.adapter.apply(self.base.encode_queries(texts))
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self.base.encode_documents(texts)
+
+
 def load_encoders(
     dense: DenseEncoderConfig | None,
     sparse: SparseEncoderConfig | None,
@@ -526,6 +550,8 @@ def load_encoders(
             dense_encoder = SentenceTransformerDense(dense, runtime)
         else:
             dense_encoder = M3Dense(shared or BGEM3Model(dense.model, runtime, dense.max_length), dense)
+    if dense_encoder is not None and dense is not None and dense.query_adapter is not None:
+        dense_encoder = AdaptedQueryDense(dense_encoder, dense)
     sparse_encoder: SparseEncoder | None = None
     if sparse is not None:
         if sparse.kind == "splade":

@@ -26,11 +26,23 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from hybrid_search.config import DenseEncoderConfig, FusionConfig, SparseEncoderConfig
+from hybrid_search.config import (
+    DenseEncoderConfig,
+    FusionConfig,
+    RuntimeConfig,
+    SparseEncoderConfig,
+    to_plain,
+)
 from hybrid_search.errors import ConfigError, InputError
 
+from .adapter import (
+    AdapterTrainConfig,
+    chunk_vectors,
+    encoder_for_queries,
+    train_query_adapter,
+)
 from .data import DataConfig, TrainingData, build_training_data, load_training_data
 from .embedder import DEV_METRIC, DenseTrainConfig, ReportTo, train_dense
 from .evaluate import EvalConfig, EvaluationReport, System, evaluate_systems
@@ -39,6 +51,8 @@ from .negatives import MiningConfig, mine_negatives
 from .promote import PromotionRefused, promote
 from .pseudo_queries import PseudoQueryConfig
 from .runs import Device, check_choice, config_from_plain, plain, write_json
+from .served_choice import Candidate as ServedCandidate
+from .served_choice import gate, path_lists, tune_fusion
 
 if TYPE_CHECKING:
     from hybrid_search.engine import Engine
@@ -46,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = ["AdaptConfig", "AdaptResult", "parse_budget", "run_adapt"]
 
 ADAPT_MANIFEST = "adapt.json"
+Candidate = Literal["fusion", "adapter", "dense"]
 # Share of the budget the trainer may use; the rest is for mining and the before/after evaluation.
 TRAIN_SHARE = 0.6
 
@@ -93,8 +108,22 @@ class AdaptConfig:
     report_to: ReportTo = "none"
     device: Device = "auto"
     seed: int = 42
+    # What may change in the served configuration (chosen by dev score, then gated):
+    # "fusion" re-tuned on dev, "adapter" a linear query adapter (no re-embedding);
+    # "dense" fine-tunes the dense model instead (re-embeds; measured on its own).
+    candidates: tuple[Candidate, ...] = ("fusion", "adapter")
+    adapter: AdapterTrainConfig = field(default_factory=AdapterTrainConfig)
 
     def __post_init__(self) -> None:
+        for candidate in self.candidates:
+            check_choice("AdaptConfig", "candidates", candidate, get_args(Candidate))
+        if not self.candidates or len(set(self.candidates)) != len(self.candidates):
+            raise ConfigError("AdaptConfig.candidates must name fusion, adapter and/or dense, each once")
+        if "dense" in self.candidates and len(self.candidates) > 1:
+            raise ConfigError(
+                "AdaptConfig.candidates: 'dense' (fine-tuning, which re-embeds the corpus) runs on its own; "
+                "use fusion and/or adapter together, or dense alone"
+            )
         check_choice("AdaptConfig", "report_to", self.report_to, get_args(ReportTo))
         check_choice("AdaptConfig", "device", self.device, get_args(Device))
         if not self.collection:
@@ -226,7 +255,7 @@ def _start(engine: Engine, config: AdaptConfig, run_dir: Path) -> dict[str, Any]
     return manifest
 
 
-def _curve(run_dir: Path, dense: dict[str, Any], console: _Console) -> str | None:
+def _curve(run_dir: Path, dense: dict[str, Any], console: _Console, title: str = "dense fine-tuning") -> str | None:
     """training_curve.png: dev nDCG@10 before training and after each epoch."""
     points = [(0.0, dense["dev_before"].get(DEV_METRIC))] if dense.get("dev_before") else []
     points += [(e["epoch"], e[DEV_METRIC]) for e in dense.get("dev_by_epoch", [])]
@@ -245,7 +274,7 @@ def _curve(run_dir: Path, dense: dict[str, Any], console: _Console) -> str | Non
     axis.plot([x for x, _ in points], [y for _, y in points], marker="o")
     axis.set_xlabel("epoch")
     axis.set_ylabel("dev nDCG@10")
-    axis.set_title("dense fine-tuning")
+    axis.set_title(title)
     axis.grid(alpha=0.3)
     figure.tight_layout()
     out = run_dir / "training_curve.png"
@@ -278,13 +307,17 @@ def run_adapt(engine: Engine, config: AdaptConfig, *, progress: bool = True) -> 
     base = manifest["base"]
     base_dense = config_from_plain(DenseEncoderConfig, base["dense"]) if base["dense"] else None
     base_sparse = config_from_plain(SparseEncoderConfig, base["sparse"]) if base["sparse"] else None
-    fusion = config_from_plain(FusionConfig, base["fusion"]) if base["fusion"] else None
-    if base_dense is None:
-        raise ConfigError(f"{config.collection!r} has no dense model: adapt fine-tunes the dense path (nothing else is trained yet)")
+    fusion = config_from_plain(FusionConfig, base["fusion"]) if base["fusion"] else FusionConfig()
+    wants_dense = config.candidates != ("fusion",)
+    if base_dense is None and wants_dense:
+        raise ConfigError(f"{config.collection!r} has no dense model: only --candidates fusion can adapt it")
     if config.promote:
         _promotion_target(engine, config)  # refuse before hours of work, not after
-    console = _Console(("data", "negatives", "dense", "evaluate", "promote"), config.budget_s, progress)
-    deadline = time.monotonic() + config.budget_s * TRAIN_SHARE
+    if config.candidates == ("dense",):
+        stages: tuple[str, ...] = ("data", "negatives", "dense", "evaluate", "promote")
+    else:
+        stages = ("data", *(("negatives", "adapter") if "adapter" in config.candidates else ()), "choose", "promote")
+    console = _Console(stages, config.budget_s, progress)
 
     data_config = config.data_config()
     with console.stage("data", "(labelled questions)" if config.questions else "(LLM questions)" if config.llm else "(pseudo-queries, no labels)"):
@@ -299,18 +332,191 @@ def run_adapt(engine: Engine, config: AdaptConfig, *, progress: bool = True) -> 
         if not data.dev or not data.test:
             raise InputError("the collection is too small to hold out dev and test questions; adapt needs more documents")
 
-    with console.stage("negatives", "(false-negative control: positives, and candidates scoring near the positive, are never negatives)"):
-        mining = MiningConfig(
-            dense=base_dense,
-            sparse=base_sparse,
-            depth=config.depth,
-            max_rank=min(30, config.depth),
-            num_negatives=config.num_negatives, device=config.device,
-            seed=config.seed,
-        )
-        mined = mine_negatives(data, mining, progress=progress)
-        console.line("  " + mined.summary().replace("\n", "\n  "))
+    if "negatives" in stages:
+        assert base_dense is not None
+        with console.stage("negatives", "(false-negative control: positives, and candidates scoring near the positive, are never negatives)"):
+            mining = MiningConfig(
+                dense=base_dense,
+                sparse=base_sparse,
+                depth=config.depth,
+                max_rank=min(30, config.depth),
+                num_negatives=config.num_negatives, device=config.device,
+                seed=config.seed,
+            )
+            mined = mine_negatives(data, mining, progress=progress)
+            console.line("  " + mined.summary().replace("\n", "\n  "))
 
+    if config.candidates == ("dense",):
+        assert base_dense is not None
+        outcome = _adapt_dense(engine, config, data, console, base_dense, base_sparse, fusion, progress)
+    else:
+        outcome = _adapt_served(engine, config, data, console, manifest, base_dense, fusion, progress)
+    promoted, reason, decision, promotion, curve = outcome
+    manifest.update(
+        status="finished",
+        seconds=console.seconds,
+        curve=curve,
+        result={"promoted": promoted, "reason": reason, "decision": decision, "promotion": promotion},
+    )
+    write_json(run_dir / ADAPT_MANIFEST, manifest)
+    return AdaptResult(promoted, reason, decision, run_dir, promotion)
+
+
+Outcome = tuple[bool, str, dict[str, Any], dict[str, Any] | None, str | None]
+
+
+def _adapt_served(
+    engine: Engine,
+    config: AdaptConfig,
+    data: TrainingData,
+    console: _Console,
+    manifest: dict[str, Any],
+    base_dense: DenseEncoderConfig | None,
+    fusion: FusionConfig,
+    progress: bool,
+) -> Outcome:
+    """Fusion and/or a query adapter: no re-embedding, measured on the live collection."""
+    run_dir = Path(config.run_dir)
+    served = manifest["base"]["collection"]
+    available = list(engine.open_collection(served).paths)
+    runtime = RuntimeConfig(device=config.device)
+    adapted_dense: DenseEncoderConfig | None = None
+    curve = None
+    if "adapter" in config.candidates:
+        assert base_dense is not None
+        with console.stage("adapter", "(linear adapter on query vectors; the stored chunk vectors stay as they are)"):
+            ids, vectors = chunk_vectors(engine, served)
+            folder = run_dir / "adapter"
+            trained = train_query_adapter(
+                examples=data.training_examples(),
+                dev=data.dev,
+                encode_queries=encoder_for_queries(base_dense, runtime),
+                chunk_ids=ids,
+                chunks=vectors,
+                base=base_dense,
+                config=config.adapter,
+                out_dir=folder,
+                log=console.line,
+            )
+            console.line(f"  dev dense nDCG@10 {trained['dev_before']:.4f} -> {trained['dev_after']:.4f} (kept epoch {trained['best_epoch']})")
+            adapted_dense = replace(base_dense, query_adapter=str(folder.resolve()))
+            curve = _curve(run_dir, {"dev_before": {DEV_METRIC: trained["dev_before"]},
+                                     "dev_by_epoch": [{"epoch": e["epoch"], DEV_METRIC: e["dev_ndcg@10"]} for e in trained["dev_by_epoch"][1:]]},
+                           console, title="query adapter")
+
+    labelled = config.questions is not None or config.llm is not None
+    with console.stage("choose", f"(each candidate's fusion tuned on {len(data.dev)} dev questions; the best on dev is gated on {len(data.test)} test questions)"):
+        held_out = [*data.dev, *data.test]
+        base_lists = path_lists(engine, served, held_out, available, depth=config.k)
+        before = ServedCandidate("before", base_lists, fusion, _dev_score(base_lists, data, fusion, available), "the served configuration")
+        options: list[ServedCandidate] = []
+        # Pseudo-queries are sentences of their own chunk: fusion weights tuned on them
+        # favour BM25 and do not carry over to real questions, so only labels re-tune fusion.
+        retune = "fusion" in config.candidates and labelled
+        if "fusion" in config.candidates and not labelled:
+            console.line("  fusion not re-tuned: without labelled questions the dev questions are pseudo-queries, which favour BM25")
+        if retune:
+            tuned, score, described = tune_fusion(base_lists, data.dev, available, fusion)
+            options.append(ServedCandidate("fusion", base_lists, tuned, score, f"fusion re-tuned: {described}"))
+        if adapted_dense is not None:
+            adapted_lists = {**base_lists, **path_lists(engine, served, held_out, ["dense"], depth=config.k,
+                                                        dense_encode=encoder_for_queries(adapted_dense, runtime))}
+            options.append(ServedCandidate("adapter", adapted_lists, fusion, _dev_score(adapted_lists, data, fusion, available),
+                                           "query adapter, fusion in service"))
+            if retune:
+                tuned, score, described = tune_fusion(adapted_lists, data.dev, available, fusion)
+                options.append(ServedCandidate("adapter+fusion", adapted_lists, tuned, score, f"query adapter, fusion re-tuned: {described}"))
+        console.line(f"  dev nDCG@10 (served): before {before.dev:.4f}; " + "; ".join(f"{o.name} {o.dev:.4f}" for o in options))
+        chosen = max(options, key=lambda o: o.dev, default=before)
+        decision = gate(before, chosen, data.test, available, min_gain=config.min_gain, max_p_value=config.max_p_value)
+        decision["dev"] = {"before": before.dev, **{o.name: o.dev for o in options}}
+        decision["chosen"] = chosen.to_dict()
+        # The choice must beat the served configuration on dev too (by min_gain when
+        # that is negative: a gate set to accept losses accepts them here as well).
+        if chosen is before or chosen.dev - before.dev <= min(config.min_gain, 0.0):
+            decision["better"] = False
+            decision["refused_on_dev"] = True
+        report = _served_report(config, data, before, chosen, base_dense, adapted_dense if "adapter" in chosen.name else base_dense, decision)
+        write_json(run_dir / "evaluation" / "evaluation.json", report.to_dict())
+        console.line(f"  chose {chosen.name} ({chosen.description}) on dev; test: {_gain(decision)}")
+
+    promotion: dict[str, Any] | None = None
+    with console.stage("promote"):
+        if not config.promote:
+            promoted, reason = False, "measured only (--no-promote)"
+        elif decision.get("refused_on_dev"):
+            promoted, reason = False, f"kept the served configuration: no candidate beats it on dev ({decision['dev']})"
+        elif not decision["better"]:
+            promoted, reason = False, _refusal(decision)
+        else:
+            alias, source = _promotion_target(engine, config)
+            try:
+                if "adapter" in chosen.name:
+                    result = promote(engine, alias, dense=adapted_dense, evaluation=report, source=source, progress=progress)
+                    promotion = result.to_dict()
+                    target = result.collection
+                else:
+                    if source is not None:
+                        engine.switch_alias(alias, source)
+                    target = engine.resolve(alias)
+                    promotion = {"alias": alias, "collection": target, "fusion_only": True}
+            except PromotionRefused as error:
+                promoted, reason = False, f"refused: {error}"
+            else:
+                engine.set_fusion_defaults(alias, chosen.fusion)  # the fusion chosen with it is served with it
+                promotion["fusion"] = to_plain(chosen.fusion)
+                promoted = True
+                reason = f"promoted: {alias!r} now serves {target} ({chosen.description}; {_gain(decision)})"
+        console.line(f"  chose: {reason}")
+    return promoted, reason, decision, promotion, curve
+
+
+def _dev_score(lists: Any, data: TrainingData, fusion: FusionConfig, available: list[str]) -> float:
+    from .served_choice import per_query_ndcg, served_setting
+
+    scores = per_query_ndcg(lists, data.dev, served_setting(fusion, available))
+    return round(sum(scores.values()) / max(1, len(scores)), 4)
+
+
+def _served_report(
+    config: AdaptConfig,
+    data: TrainingData,
+    before: ServedCandidate,
+    chosen: ServedCandidate,
+    base_dense: DenseEncoderConfig | None,
+    chosen_dense: DenseEncoderConfig | None,
+    decision: dict[str, Any],
+) -> EvaluationReport:
+    """The choice as an evaluation report, so ``promote`` gates on what it promotes."""
+    systems = [
+        {"name": before.name, "dense": plain(base_dense), "fusion": to_plain(before.fusion)},
+        {"name": chosen.name, "dense": plain(chosen_dense), "fusion": to_plain(chosen.fusion)},
+    ]
+    values = {before.name: decision["baseline"]["value"], chosen.name: decision["candidate"]["value"]}
+    return EvaluationReport(
+        config={"systems": systems, "gate": "served nDCG@10 on the test questions", "candidates": list(config.candidates)},
+        queries=len(data.test),
+        corpus_chunks=len(data.corpus),
+        results={name: {"served": {"ndcg@10": value}} for name, value in values.items()},
+        collections={},
+        seconds={},
+        decision=decision,
+    )
+
+
+def _adapt_dense(
+    engine: Engine,
+    config: AdaptConfig,
+    data: TrainingData,
+    console: _Console,
+    base_dense: DenseEncoderConfig,
+    base_sparse: SparseEncoderConfig | None,
+    fusion: FusionConfig,
+    progress: bool,
+) -> Outcome:
+    """Dense fine-tuning: the corpus re-embedded into evaluation collections, then promoted."""
+    run_dir = Path(config.run_dir)
+    deadline = time.monotonic() + config.budget_s * TRAIN_SHARE
     dense_config = DenseTrainConfig(
         base_model=base_dense.model,
         epochs=config.epochs,
@@ -368,14 +574,7 @@ def run_adapt(engine: Engine, config: AdaptConfig, *, progress: bool = True) -> 
                 promoted = True
                 reason = f"promoted: {alias!r} now serves {result.collection} (fine-tuned dense, {_gain(decision)})"
         console.line(f"  chose: {reason}")
-    manifest.update(
-        status="finished",
-        seconds=console.seconds,
-        curve=curve,
-        result={"promoted": promoted, "reason": reason, "decision": decision, "promotion": promotion},
-    )
-    write_json(run_dir / ADAPT_MANIFEST, manifest)
-    return AdaptResult(promoted, reason, decision, run_dir, promotion)
+    return promoted, reason, decision, promotion, curve
 
 
 def _gain(decision: dict[str, Any]) -> str:

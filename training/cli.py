@@ -496,6 +496,16 @@ def adapt_command(
     run_dir: Annotated[Optional[Path], typer.Option(help="Run folder (re-run the same command to resume). Default: adapt-runs/<collection>.")] = None,
     alias: Annotated[Optional[str], typer.Option(help="Alias to serve the adapted version under, when --collection is a plain collection.")] = None,
     promote: Annotated[bool, typer.Option("--promote/--no-promote", help="Promote when the gate passes (--no-promote: measure only).")] = True,
+    candidates: Annotated[
+        str,
+        typer.Option(
+            help="What may change, comma-separated: fusion (re-tuned on dev), adapter (linear query adapter, no re-embedding); "
+            "or dense alone (fine-tunes the dense model and re-embeds). The best on dev is gated on test."
+        ),
+    ] = "fusion,adapter",
+    dev_fraction: Annotated[float, typer.Option(help="Share of documents (after test) whose questions choose on dev.")] = 0.1,
+    test_fraction: Annotated[float, typer.Option(help="Share of documents whose questions the gate judges on.")] = 0.2,
+    adapter_epochs: Annotated[int, typer.Option(help="Query adapter epochs (the best dev epoch is kept; 0 = identity).")] = 40,
     epochs: Annotated[float, typer.Option(help="Dense fine-tuning epochs (the best dev epoch is kept).")] = 3.0,
     batch_size: Annotated[int, typer.Option(help="Training batch size (in-batch negatives).")] = 32,
     learning_rate: Annotated[float, typer.Option(help="Dense fine-tuning learning rate.")] = 2e-5,
@@ -514,10 +524,12 @@ def adapt_command(
     seed: Annotated[int, typer.Option()] = 42,
 ) -> None:
     """Adapt a collection to its own text in one command: training data (your questions, an LLM's, or
-    pseudo-queries), hard negatives, dense fine-tuning within the budget, served before/after on held-out
-    questions with a paired test, and promotion only when the gate passes. Re-run to resume."""
+    pseudo-queries), hard negatives, a query adapter and/or fusion re-tuned on dev (or dense fine-tuning),
+    served before/after on held-out questions with a paired test, and promotion only when the gate passes.
+    Re-run to resume."""
     try:
         from .adapt import AdaptConfig, parse_budget, run_adapt
+        from .adapter import AdapterTrainConfig
 
         llm = _llm_config(llm_base_url, llm_model, llm_api_key_env, llm_concurrency, questions_per_chunk)
         if questions is not None and llm is not None:
@@ -530,6 +542,10 @@ def adapt_command(
             alias=alias,
             promote=promote,
             budget_s=parse_budget(budget),
+            candidates=tuple(c.strip() for c in candidates.split(",") if c.strip()),  # type: ignore[arg-type]
+            dev_fraction=dev_fraction,
+            test_fraction=test_fraction,
+            adapter=AdapterTrainConfig(epochs=adapter_epochs, batch_size=batch_size),
             epochs=epochs,
             batch_size=batch_size,
             learning_rate=learning_rate,

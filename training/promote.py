@@ -8,7 +8,8 @@ every stored field (text, BM25 text, title, page, heading, user metadata and
 the bookkeeping the sync runs rely on) is copied as it is, and only the
 vectors of the changed model are computed again, from exactly the text the
 old model embedded (rebuilt from the prefix the engine stores with each
-chunk). The vectors of the unchanged model are copied too.
+chunk). The vectors of the unchanged model are copied too, and so are the
+dense vectors when only a query adapter changes (it acts on queries only).
 
 While a promotion runs, the collection in service takes no writes: a write
 lock in the settings collection (seen by every CLI run and API worker) makes
@@ -370,7 +371,9 @@ def promote(
         if not engine.store.has_collection(target):
             engine.create_collection(config)
         _carry_settings(engine, current, target)
-        reembed = tuple(kind for kind, given in (("dense", dense), ("sparse", sparse)) if given is not None)
+        reembed = tuple(
+            kind for kind, given, old in (("dense", dense, served.dense), ("sparse", sparse, served.sparse)) if given is not None and not _same_documents(given, old)
+        )
         copier = _Copier(engine, current, target, reembed, batch_size)
         bar = tqdm(total=engine.store.count(current), desc=f"copy into {target}", unit="chunk", disable=not progress)
         written = copier.level(bar.update)
@@ -390,6 +393,14 @@ def promote(
     previous = engine.switch_alias(alias, target)
     engine.lock_writes(current, {"reason": "replaced", "alias": alias, "target": target})
     return PromotionResult(alias, previous or current, target, written, force, gain, resumed=resumed)
+
+
+def _same_documents(given: DenseEncoderConfig | SparseEncoderConfig, served: DenseEncoderConfig | SparseEncoderConfig | None) -> bool:
+    """A change that leaves the chunk vectors as they are (a query adapter acts
+    on queries only): the stored vectors are copied, not computed again."""
+    if not isinstance(given, DenseEncoderConfig) or not isinstance(served, DenseEncoderConfig):
+        return False
+    return replace(given, query_adapter=None) == replace(served, query_adapter=None)
 
 
 def _carry_settings(engine: Engine, source: str, target: str) -> None:

@@ -25,7 +25,7 @@ from training.pseudo_queries import PseudoQueryConfig
 pytestmark = pytest.mark.integration
 
 # Tiny random models on 18 short documents: seconds per stage.
-FAST = {"epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "num_negatives": 2, "depth": 20, "k": 10, "device": "cpu", "max_seq_length": 64, "dev_fraction": 0.25}
+FAST = {"candidates": ("dense",), "epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "num_negatives": 2, "depth": 20, "k": 10, "device": "cpu", "max_seq_length": 64, "dev_fraction": 0.25}
 PSEUDO = PseudoQueryConfig(kinds=("inverse-cloze",), per_chunk=1, min_sentence_words=3, min_rest_words=5)
 
 
