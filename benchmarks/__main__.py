@@ -553,6 +553,35 @@ def collapse_effect(
 
 
 @app.command()
+def adapt(
+    dataset: str = typer.Argument(..., help="preset name or BEIR folder"),
+    label_free: bool = typer.Option(False, help="give adapt no questions (pseudo-queries only)"),
+    options: str = typer.Option("--budget 20m", help="options passed to `hybrid-search adapt` as they are (one string)"),
+    tuning: Path | None = typer.Option(None, help="fusion tuning.json of the 'before' configuration (default benchmarks/results/DATASET/tuning.json; labelled only)"),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
+    cache: Path = typer.Option(Path("runs"), help=CACHE_HELP),
+    out: Path = typer.Option(Path("benchmarks") / "results" / "adapt", help="output folder"),
+) -> None:
+    """`hybrid-search adapt` as a user runs it, then the served nDCG@10 on the real test questions before vs after (paired test)."""
+    import shlex
+
+    from .adapt_study import adapt_markdown, run_adapt_study
+
+    spec, _ = _spec(dataset, None, None, None, None, None)
+    data = run_adapt_study(
+        spec,
+        label_free=label_free,
+        cache=cache,
+        runtime=_runtime(device, 32, False),
+        out_dir=out,
+        tuning_file=tuning or Path("benchmarks") / "results" / spec.dataset.name / "tuning.json",
+        adapt_options=shlex.split(options),
+        log=_log,
+    )
+    typer.echo(adapt_markdown(data))
+
+
+@app.command()
 def summary(
     results: Path = typer.Option(Path("benchmarks/results"), help="results folder"),
     out: Path | None = typer.Option(None, help="output Markdown (default RESULTS/README.md)"),

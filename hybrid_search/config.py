@@ -349,9 +349,18 @@ class CollectionConfig:
         return tuple(available)
 
 
+def _unset_later_settings_left_out(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A setting added after collections and caches were keyed by their plain
+    # form is left out while unset, so those manifests and keys stay the same.
+    return {key: value for key, value in items if not (key in LATER_SETTINGS and value is None)}
+
+
+LATER_SETTINGS = frozenset({"query_adapter"})
+
+
 def to_plain(obj: Any) -> Any:
     """A config dataclass as plain JSON-able data."""
-    return asdict(obj) if obj is not None else None
+    return asdict(obj, dict_factory=_unset_later_settings_left_out) if obj is not None else None
 
 
 def from_plain(cls: type, data: dict[str, Any] | None) -> Any:

@@ -41,9 +41,16 @@ from .adapter import (
     AdapterTrainConfig,
     chunk_vectors,
     encoder_for_queries,
+    mine_dense_negatives,
     train_query_adapter,
 )
-from .data import DataConfig, TrainingData, build_training_data, load_training_data
+from .data import (
+    DataConfig,
+    TrainingData,
+    build_training_data,
+    load_training_data,
+    write_examples,
+)
 from .embedder import DEV_METRIC, DenseTrainConfig, ReportTo, train_dense
 from .evaluate import EvalConfig, EvaluationReport, System, evaluate_systems
 from .llm_questions import LLMConfig
@@ -110,7 +117,8 @@ class AdaptConfig:
     seed: int = 42
     # What may change in the served configuration (chosen by dev score, then gated):
     # "fusion" re-tuned on dev, "adapter" a linear query adapter (no re-embedding);
-    # "dense" fine-tunes the dense model instead (re-embeds; measured on its own).
+    # "dense" fine-tunes the dense model (re-embeds the corpus when promoted). Alone,
+    # "dense" runs the evaluation that re-indexes the corpus for before and after.
     candidates: tuple[Candidate, ...] = ("fusion", "adapter")
     adapter: AdapterTrainConfig = field(default_factory=AdapterTrainConfig)
 
@@ -119,11 +127,6 @@ class AdaptConfig:
             check_choice("AdaptConfig", "candidates", candidate, get_args(Candidate))
         if not self.candidates or len(set(self.candidates)) != len(self.candidates):
             raise ConfigError("AdaptConfig.candidates must name fusion, adapter and/or dense, each once")
-        if "dense" in self.candidates and len(self.candidates) > 1:
-            raise ConfigError(
-                "AdaptConfig.candidates: 'dense' (fine-tuning, which re-embeds the corpus) runs on its own; "
-                "use fusion and/or adapter together, or dense alone"
-            )
         check_choice("AdaptConfig", "report_to", self.report_to, get_args(ReportTo))
         check_choice("AdaptConfig", "device", self.device, get_args(Device))
         if not self.collection:
@@ -316,7 +319,9 @@ def run_adapt(engine: Engine, config: AdaptConfig, *, progress: bool = True) -> 
     if config.candidates == ("dense",):
         stages: tuple[str, ...] = ("data", "negatives", "dense", "evaluate", "promote")
     else:
-        stages = ("data", *(("negatives", "adapter") if "adapter" in config.candidates else ()), "choose", "promote")
+        # The adapter mines its negatives from the stored vectors (seconds), not with the miner's own index.
+        trained = tuple(c for c in ("adapter", "dense") if c in config.candidates)
+        stages = ("data", *trained, "choose", "promote")
     console = _Console(stages, config.budget_s, progress)
 
     data_config = config.data_config()
@@ -396,6 +401,7 @@ def _adapt_served(
                 base=base_dense,
                 config=config.adapter,
                 out_dir=folder,
+                allowed={c.id for c in data.chunks("train")},
                 log=console.line,
             )
             console.line(f"  dev dense nDCG@10 {trained['dev_before']:.4f} -> {trained['dev_after']:.4f} (kept epoch {trained['best_epoch']})")
@@ -403,6 +409,12 @@ def _adapt_served(
             curve = _curve(run_dir, {"dev_before": {DEV_METRIC: trained["dev_before"]},
                                      "dev_by_epoch": [{"epoch": e["epoch"], DEV_METRIC: e["dev_ndcg@10"]} for e in trained["dev_by_epoch"][1:]]},
                            console, title="query adapter")
+
+    tuned_dense: DenseEncoderConfig | None = None
+    if "dense" in config.candidates:
+        assert base_dense is not None
+        tuned_dense, dense_curve = _fine_tune_dense(engine, served, config, data, console, base_dense, runtime, progress)
+        curve = dense_curve or curve
 
     labelled = config.questions is not None or config.llm is not None
     with console.stage("choose", f"(each candidate's fusion tuned on {len(data.dev)} dev questions; the best on dev is gated on {len(data.test)} test questions)"):
@@ -426,6 +438,13 @@ def _adapt_served(
             if retune:
                 tuned, score, described = tune_fusion(adapted_lists, data.dev, available, fusion)
                 options.append(ServedCandidate("adapter+fusion", adapted_lists, tuned, score, f"query adapter, fusion re-tuned: {described}"))
+        if tuned_dense is not None:
+            dense_lists = {**base_lists, "dense": _exact_dense_lists(data, held_out, tuned_dense, runtime, config.k)}
+            options.append(ServedCandidate("dense", dense_lists, fusion, _dev_score(dense_lists, data, fusion, available),
+                                           "fine-tuned dense model, fusion in service"))
+            if retune:
+                tuned, score, described = tune_fusion(dense_lists, data.dev, available, fusion)
+                options.append(ServedCandidate("dense+fusion", dense_lists, tuned, score, f"fine-tuned dense model, fusion re-tuned: {described}"))
         console.line(f"  dev nDCG@10 (served): before {before.dev:.4f}; " + "; ".join(f"{o.name} {o.dev:.4f}" for o in options))
         chosen = max(options, key=lambda o: o.dev, default=before)
         decision = gate(before, chosen, data.test, available, min_gain=config.min_gain, max_p_value=config.max_p_value)
@@ -436,7 +455,8 @@ def _adapt_served(
         if chosen is before or chosen.dev - before.dev <= min(config.min_gain, 0.0):
             decision["better"] = False
             decision["refused_on_dev"] = True
-        report = _served_report(config, data, before, chosen, base_dense, adapted_dense if "adapter" in chosen.name else base_dense, decision)
+        new_dense = {"adapter": adapted_dense, "dense": tuned_dense}.get(chosen.name.split("+")[0])
+        report = _served_report(config, data, before, chosen, base_dense, new_dense or base_dense, decision)
         write_json(run_dir / "evaluation" / "evaluation.json", report.to_dict())
         console.line(f"  chose {chosen.name} ({chosen.description}) on dev; test: {_gain(decision)}")
 
@@ -451,8 +471,8 @@ def _adapt_served(
         else:
             alias, source = _promotion_target(engine, config)
             try:
-                if "adapter" in chosen.name:
-                    result = promote(engine, alias, dense=adapted_dense, evaluation=report, source=source, progress=progress)
+                if new_dense is not None:
+                    result = promote(engine, alias, dense=new_dense, evaluation=report, source=source, progress=progress)
                     promotion = result.to_dict()
                     target = result.collection
                 else:
@@ -469,6 +489,77 @@ def _adapt_served(
                 reason = f"promoted: {alias!r} now serves {target} ({chosen.description}; {_gain(decision)})"
         console.line(f"  chose: {reason}")
     return promoted, reason, decision, promotion, curve
+
+
+def _fine_tune_dense(
+    engine: Engine,
+    served: str,
+    config: AdaptConfig,
+    data: TrainingData,
+    console: _Console,
+    base_dense: DenseEncoderConfig,
+    runtime: RuntimeConfig,
+    progress: bool,
+) -> tuple[DenseEncoderConfig, str | None]:
+    """Fine-tune the dense model on the train questions with negatives mined
+    from the stored vectors; served at the length it was trained at."""
+    run_dir = Path(config.run_dir)
+    deadline = time.monotonic() + config.budget_s * TRAIN_SHARE - console.elapsed()
+    with console.stage("dense", f"(fine-tuning {base_dense.model} at {config.max_seq_length or 'its default'} tokens, best dev epoch kept)"):
+        mined_file = data.folder / "train_negatives.jsonl"
+        if not mined_file.is_file():
+            examples = [e for e in data.training_examples() if e.pos_ids]
+            ids, vectors = chunk_vectors(engine, served)
+            queries = encoder_for_queries(base_dense, runtime)([e.query for e in examples])
+            import random
+
+            negatives = mine_dense_negatives(queries, examples, vectors, ids, {c.id for c in data.chunks("train")}, config.adapter, random.Random(config.seed))
+            by_id = data.chunk_by_id()
+            for example, found in zip(examples, negatives):
+                example.neg_ids = [ids[j] for j in found]
+                example.neg = [by_id[cid].text for cid in example.neg_ids]
+            write_examples(mined_file, examples)
+        dense_config = DenseTrainConfig(
+            base_model=base_dense.model,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            num_negatives=config.num_negatives,
+            max_seq_length=config.max_seq_length,
+            query_prompt=base_dense.query_prompt,
+            document_prompt=base_dense.document_prompt,
+            keep="best-dev",
+            device=config.device,
+            seed=config.seed,
+        )
+        dense = train_dense(data, dense_config, run_dir / "dense", progress=progress,
+                            callbacks=_trainer_callbacks(console, time.monotonic() + max(60.0, deadline)), report_to=config.report_to)
+        before, after = dense.get("dev_before", {}).get(DEV_METRIC), dense.get("dev_after", {}).get(DEV_METRIC)
+        if before is not None and after is not None:
+            console.line(f"  dev dense nDCG@10 {before:.4f} -> {after:.4f} (kept: {dense.get('best_checkpoint') or 'last epoch'})")
+        curve = _curve(run_dir, dense, console)
+    tuned = replace(base_dense, model=str((run_dir / "dense" / "model").resolve()), kind="sentence-transformers",
+                    max_length=config.max_seq_length, query_adapter=None)
+    return tuned, curve
+
+
+def _exact_dense_lists(data: TrainingData, queries: list[Any], dense: DenseEncoderConfig, runtime: RuntimeConfig, depth: int) -> dict[str, list[tuple[str, float]]]:
+    """The dense path of a collection re-embedded with ``dense`` (exact inner
+    product over the same chunk text the engine embeds)."""
+    import numpy as np
+
+    from hybrid_search.encoders import load_encoders
+
+    encoders = load_encoders(dense, None, runtime)
+    assert encoders.dense is not None
+    chunks = data.corpus
+    documents = encoders.dense.encode_documents([c.text_for_encoding for c in chunks])
+    scores = encoders.dense.encode_queries([q.query for q in queries]) @ np.asarray(documents).T
+    out = {}
+    for query, row in zip(queries, scores):
+        top = np.argsort(-row)[:depth]
+        out[query.query_id] = [(chunks[j].id, float(row[j])) for j in top]
+    return out
 
 
 def _dev_score(lists: Any, data: TrainingData, fusion: FusionConfig, available: list[str]) -> float:

@@ -29,6 +29,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
 
+from hybrid_search.config import to_plain
 from hybrid_search.errors import ConfigError
 
 __all__ = [
@@ -82,7 +83,7 @@ def check_choice(owner: str, name: str, value: Any, choices: Iterable[Any]) -> N
 def plain(obj: Any) -> Any:
     """A config (nested dataclasses, paths, tuples) as JSON-able data."""
     if is_dataclass(obj) and not isinstance(obj, type):
-        return {key: plain(value) for key, value in asdict(obj).items()}
+        return {key: plain(value) for key, value in to_plain(obj).items()}
     if isinstance(obj, Mapping):
         return {str(key): plain(value) for key, value in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -68,7 +68,7 @@ def test_adapter_and_fusion_are_chosen_on_dev_promoted_without_reembedding(tiny_
     with Engine(StoreConfig(uri=store), runtime=RuntimeConfig(device="cpu")) as engine:
         result = run_adapt(engine, config)
     out = capsys.readouterr().out
-    for stage in ("[1/5] data (labelled questions)", "[2/5] negatives", "[3/5] adapter", "[4/5] choose", "[5/5] promote"):
+    for stage in ("[1/4] data (labelled questions)", "[2/4] adapter", "[3/4] choose", "[4/4] promote"):
         assert stage in out
     assert "epoch 0 (identity): dev dense nDCG@10" in out and "epoch 3/3" in out and "chose adapter" in out
     assert result.promoted and result.promotion is not None and result.promotion["collection"] == "kb_v2"
@@ -117,7 +117,7 @@ def test_engine_applies_the_served_adapter_and_refuses_a_mismatched_one(tiny_mod
         dim = engine.encoders("probe").dense.dim
     rotation, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(dim, dim)))
     folder = save_query_adapter(tmp_path / "adapter", rotation, base_model=str(tiny_models.dense))
-    store, dense = _served(tiny_models, tiny_beir, tmp_path, adapter=str(folder))
+    store, _ = _served(tiny_models, tiny_beir, tmp_path, adapter=str(folder))
     with Engine(StoreConfig(uri=store), runtime=RuntimeConfig(device="cpu")) as engine:
         encoders = engine.encoders("kb")
         base = encoders.dense.base.encode_queries(["black cats"])
@@ -130,3 +130,25 @@ def test_engine_applies_the_served_adapter_and_refuses_a_mismatched_one(tiny_mod
         bad = DenseEncoderConfig(model=str(tiny_models.dense), kind="sentence-transformers", query_adapter=str(wrong))
         engine.create_collection(CollectionConfig(name="bad", dense=bad, sparse=None))
         engine.encoders("bad")
+
+
+def test_label_free_adapt_gates_the_adapter_on_held_out_pseudo_queries(tiny_models, tiny_beir: Path, tmp_path: Path, capsys) -> None:
+    from training.pseudo_queries import PseudoQueryConfig
+
+    store, _ = _served(tiny_models, tiny_beir, tmp_path)
+    pseudo = PseudoQueryConfig(kinds=("inverse-cloze",), per_chunk=1, min_sentence_words=3, min_rest_words=5)
+    config = AdaptConfig(collection="kb", run_dir=str(tmp_path / "run"), pseudo=pseudo, **FAST)
+    with Engine(StoreConfig(uri=store), runtime=RuntimeConfig(device="cpu")) as engine:
+        result = run_adapt(engine, config)
+        served = engine.resolve("kb")
+    out = capsys.readouterr().out
+    assert "[1/4] data (pseudo-queries, no labels)" in out and "fusion not re-tuned" in out
+    tests = [json.loads(line) for line in (tmp_path / "run" / "data" / "test.jsonl").read_text().splitlines()]
+    assert tests and all(q["source"] == "inverse-cloze" for q in tests)  # judged on held-out pseudo-queries only
+    decision = result.decision
+    assert set(decision["dev"]) == {"before", "adapter"}  # no fusion candidate without labels
+    # Promoted exactly when dev and the test gate (p <= 0.05) both said better.
+    assert result.promoted == (decision["better"] and not decision.get("refused_on_dev"))
+    assert served == ("kb_v2" if result.promoted else "kb_v1")
+    if not result.promoted:
+        assert result.reason.startswith("kept the served configuration")

@@ -12,6 +12,7 @@ import pytest
 
 from hybrid_search.config import DenseEncoderConfig
 from hybrid_search.query_adapter import load_query_adapter
+import training.adapter as train_module
 from training.adapter import AdapterTrainConfig, train_query_adapter
 from training.data import EvalQuery, Example
 
@@ -71,3 +72,28 @@ def test_zero_epochs_keep_the_identity(tmp_path: Path) -> None:
     )
     assert run["best_epoch"] == 0 and run["dev_after"] == run["dev_before"]
     np.testing.assert_array_equal(load_query_adapter(tmp_path / "a", model="base-model").matrix, np.eye(8, dtype=np.float32))
+
+
+def test_dense_negatives_are_near_misses_of_train_chunks_never_positives_or_near_ties() -> None:
+    import random
+
+    ids = ["a#0", "b#0", "c#0", "d#0", "e#0"]
+    chunks = np.eye(5, dtype=np.float32)
+    # The question is closest to its positive a, then b (a near tie: maybe also relevant), c, d, e.
+    query = np.array([[1.0, 0.97, 0.6, 0.5, 0.4]], dtype=np.float32)
+    example = Example(query="q", pos=["x"], pos_ids=["a#0"])
+    allowed = {"a#0", "b#0", "c#0", "e#0"}  # d is held out: never a negative
+    (found,) = train_module.mine_dense_negatives(query, [example], chunks, ids, allowed, AdapterTrainConfig(num_negatives=5), random.Random(0))
+    assert [ids[j] for j in found] == ["c#0", "e#0"]
+
+
+def test_adapter_settings_are_checked() -> None:
+    from hybrid_search.errors import ConfigError
+    from training.adapt import AdaptConfig
+
+    with pytest.raises(ConfigError):
+        AdapterTrainConfig(learning_rate=0)
+    with pytest.raises(ConfigError, match="candidates"):
+        AdaptConfig(collection="kb", run_dir="r", candidates=("fusion", "reranker"))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="each once"):
+        AdaptConfig(collection="kb", run_dir="r", candidates=("fusion", "fusion"))
