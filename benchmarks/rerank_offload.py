@@ -32,7 +32,7 @@ from hybrid_search.errors import InputError
 
 from .training_inputs import TrainingRun
 
-__all__ = ["ROWS", "lists_file", "lists_fingerprint", "offload_lists", "offload_report", "offload_score", "report_markdown", "reranked_from_scores"]
+__all__ = ["ROWS", "check_scored_lists", "lists_file", "lists_fingerprint", "offload_lists", "offload_report", "offload_score", "report_markdown", "reranked_from_scores"]
 
 ROWS = ("bm25", "hybrid")
 
@@ -46,6 +46,18 @@ def lists_fingerprint(lists: dict[str, dict[str, list[list[str]]]]) -> str:
     """sha256 of the chunk ids in order: scores belong to exactly these lists."""
     ids = {row: {qid: [hit[0] for hit in hits] for qid, hits in sorted(by_query.items())} for row, by_query in sorted(lists.items())}
     return hashlib.sha256(json.dumps(ids, sort_keys=True).encode()).hexdigest()
+
+
+def check_scored_lists(scored: dict[str, Any], lists: dict[str, dict[str, list[list[str]]]]) -> None:
+    """Scores are matched to hits by position: only the lists they were made for will do. Scores
+    without a fingerprint (made before it was recorded) cannot be matched to lists searched again:
+    the engine's lists may have moved since (a tie, a fusion change), and a shifted list would
+    silently take another passage's score."""
+    recorded = scored.get("lists_sha256")
+    if recorded is None:
+        raise InputError("scores.json records no lists fingerprint (scored before it was recorded): it cannot be matched to lists searched again; score them again (`rerank-offload score`)")
+    if recorded != lists_fingerprint(lists):
+        raise InputError("scores.json was scored over other lists than RUN/offload/lists.json.gz: score them again (`rerank-offload score`)")
 
 
 def _read_lists(path: Path) -> dict[str, Any]:
@@ -138,20 +150,18 @@ def report_markdown(metrics: dict[str, dict[str, float]], names: tuple[str, ...]
 def offload_report(run: TrainingRun) -> dict[str, Any]:
     from training.evaluate import rank_metrics, rankings_at
 
-    from .report import environment, write_json, write_text
+    from .report import command_line, environment, write_json, write_text
 
     data = run.load_data()
     material = _read_lists(lists_file(run))
     scored = json.loads(run.require(run.results / "scores.json", "the reranker's scores").read_text(encoding="utf-8"))
     unreranked = json.loads(run.require(run.results / "unreranked.json", "the unreranked metrics").read_text(encoding="utf-8"))
-    recorded = scored.get("lists_sha256")  # absent from scores made before it was recorded
-    if recorded is not None and recorded != lists_fingerprint(material["lists"]):
-        raise InputError("scores.json was scored over other lists than RUN/offload/lists.json.gz: re-run `rerank-offload score`")
+    check_scored_lists(scored, material["lists"])
     names = tuple(run.evaluation.metrics)
     metrics = {row: unreranked[row] for row in ROWS}
     for row, by_query in material["lists"].items():
         # Engine.search at first-stage weight 0: rerank score descending, fused position breaking ties.
         metrics[f"{row}+rerank"] = rank_metrics(data.test, rankings_at(reranked_from_scores(by_query, scored["scores"][row]), 0.0), names)
     write_json(run.results / "metrics.json", {**metrics, "environment": environment()})
-    write_text(run.results / "metrics.md", report_markdown(metrics, names))
+    write_text(run.results / "metrics.md", report_markdown(metrics, names) + f"\nWritten by `{command_line()}` (scores: {scored.get('model')}).\n")
     return metrics

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.rerank_offload import (
+    check_scored_lists,
     lists_fingerprint,
     report_markdown,
     reranked_from_scores,
@@ -159,5 +160,10 @@ def test_offloaded_scores_keep_first_stage_order_for_ties_and_must_match_their_l
     with pytest.raises(InputError, match="other lists"):
         reranked_from_scores(lists, {"q1": [0.1, 0.9]})
     assert lists_fingerprint({"hybrid": lists}) != lists_fingerprint({"hybrid": {"q1": [["b", "t"], ["a", "t"], ["c", "t"]]}})
+    check_scored_lists({"lists_sha256": lists_fingerprint({"hybrid": lists})}, {"hybrid": lists})
+    with pytest.raises(InputError, match="other lists"):
+        check_scored_lists({"lists_sha256": "0" * 64}, {"hybrid": lists})
+    with pytest.raises(InputError, match="no lists fingerprint"):
+        check_scored_lists({}, {"hybrid": lists})
     table = report_markdown({"bm25": {"ndcg@10": 0.5}, "bm25+rerank": {"ndcg@10": 0.25}}, ("ndcg@10",))
     assert table.splitlines()[2:] == ["| bm25 | 0.5000 |", "| bm25+rerank | 0.2500 |"]
