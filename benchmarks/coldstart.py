@@ -1,12 +1,21 @@
 """``python -m benchmarks coldstart``: wall time of a cold ``hybrid-search search``.
 
-What a new user sees: each search runs the CLI in a fresh process (``python -m
+What a user sees: each search runs the CLI in a fresh process (``python -m
 hybrid_search.cli``, the entry point of the ``hybrid-search`` script, from this
 checkout), timed from spawn to exit, on a collection built with a dense model
-(all-MiniLM-L6-v2 by default) and the preset's sparse model. Two cases: a full
-hybrid search (every path, so the models load) and a BM25-only search (which
-needs no model). Each case runs ``--runs`` times; the median is reported with
-every run, the machine's load average before and after, and the machine.
+(all-MiniLM-L6-v2 by default) and the preset's sparse model. Two searches: a
+full hybrid search (every path, so the models load) and a BM25-only search
+(which needs no model), each two ways:
+
+- in the CLI's own process (``--local``): it imports pymilvus, starts Milvus
+  Lite and, for the hybrid search, loads the models;
+- through a running ``hybrid-search serve`` of the same store, which the CLI
+  finds by its serve record (hybrid_search.remote) and sends the search to: the
+  common case of several searches in a row. The server is started once, and
+  answers each search once before the timed runs (a server that has run).
+
+Each case runs ``--runs`` times; the median is reported with every run, the
+machine's load average before and after, and the machine.
 """
 
 from __future__ import annotations
@@ -44,21 +53,56 @@ with Engine(StoreConfig(uri=path), runtime=RuntimeConfig(device="cpu")) as engin
 """
 
 
+_RECORDS = tempfile.mkdtemp(prefix="hybrid-search-coldstart-records-")
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
+    # Serve records of this benchmark only: a server the user runs is never used.
+    env["HYBRID_SEARCH_RUNTIME_DIR"] = _RECORDS
     env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("HF_HUB_OFFLINE", "1")
     return env
 
 
-def _time_search(store: Path, query: str, extra: list[str]) -> float:
+def _time_search(store: Path, query: str, extra: list[str], *, via_server: bool) -> float:
     command = [sys.executable, "-m", "hybrid_search.cli", "--uri", str(store), "search", query, "-C", "coldstart", "-k", "5", *extra]
+    command += ["--verbose"] if via_server else ["--local"]
     started = time.perf_counter()
     done = subprocess.run(command, check=False, capture_output=True, text=True, env=_env(), cwd=store.parent, timeout=600)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    if via_server and "searched through the server" not in done.stderr:
+        raise RuntimeError(f"{' '.join(command)} did not search through the server:\n{done.stderr[-2000:]}")
     return elapsed
+
+
+def _start_server(store: Path, log: Any) -> subprocess.Popen:
+    """``hybrid-search serve`` on ``store``, once it has written its serve record."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "hybrid_search.cli", "--uri", str(store), "serve", "--port", str(port), "--log-level", "warning"]
+    server = subprocess.Popen(command, env=_env(), cwd=store.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = Path(_env()["HYBRID_SEARCH_RUNTIME_DIR"])
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"hybrid-search serve exited with {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+                if response.status == 200 and any(records.glob("serve-*.json")):
+                    log(f"serve is up on port {port}")
+                    return server
+        except OSError:
+            pass
+        time.sleep(0.5)
+    server.kill()
+    raise RuntimeError("hybrid-search serve did not come up in 600 s")
 
 
 def run_coldstart(
@@ -96,16 +140,30 @@ def _measure(
     done = subprocess.run(build, check=False, capture_output=True, text=True, env=_env(), cwd=REPO_ROOT, timeout=3600)
     if done.returncode != 0:
         raise RuntimeError(f"building the collection failed:\n{done.stderr[-3000:]}")
-    cases = {"hybrid (all paths: models load)": [], "bm25 only (no model)": ["--paths", "bm25"]}
+    searches = {"hybrid (all paths)": [], "bm25 only": ["--paths", "bm25"]}
     load_before = os.getloadavg()
     results: dict[str, Any] = {}
-    # Interleaved, so a change in machine load hits both cases alike.
-    times: dict[str, list[float]] = {case: [] for case in cases}
-    for run in range(runs):
-        for case, extra in cases.items():
-            seconds = _time_search(store, query, extra)
-            times[case].append(seconds)
-            log(f"run {run + 1}/{runs} {case}: {seconds:.2f} s")
+    times: dict[str, list[float]] = {}
+    # In this process first (the file is free), then through one running server.
+    for via_server in (False, True):
+        server = _start_server(store, log) if via_server else None
+        try:
+            where = "through a running serve" if via_server else "in this process (models load)"
+            cases = {f"{search}, {where}": extra for search, extra in searches.items()}
+            if via_server:
+                for extra in cases.values():  # a server that has answered before
+                    _time_search(store, query, extra, via_server=True)
+            times.update({case: [] for case in cases})
+            # Interleaved, so a change in machine load hits both searches alike.
+            for run in range(runs):
+                for case, extra in cases.items():
+                    seconds = _time_search(store, query, extra, via_server=via_server)
+                    times[case].append(seconds)
+                    log(f"run {run + 1}/{runs} {case}: {seconds:.2f} s")
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(60)
     load_after = os.getloadavg()
     for case, values in times.items():
         results[case] = {"median_s": statistics.median(values), "runs_s": values, "min_s": min(values), "max_s": max(values)}
@@ -120,8 +178,10 @@ def _measure(
         "cases": results,
         "load_average": {"before": load_before, "after": load_after},
         "notes": (
-            "Each search is a fresh `python -m hybrid_search.cli --uri DB search QUERY -C coldstart -k 5 [--paths bm25]` process, "
-            "timed from spawn to exit (what `time hybrid-search search ...` shows); the two cases alternate."
+            "Each search is a fresh `python -m hybrid_search.cli --uri DB search QUERY -C coldstart -k 5 [--paths bm25]` process "
+            "(with --local in this process; with --verbose, checked to have searched through the server, when a "
+            "`hybrid-search serve` of the same store runs), timed from spawn to exit (what `time hybrid-search search ...` "
+            "shows); the hybrid and BM25-only searches alternate."
         ),
     }
 

@@ -1,12 +1,5 @@
 """hybrid-search: BM25, learned-sparse and dense retrieval over Milvus, fused and reranked."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("hybrid-search")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+local"
-
 from .config import (
     AnalyzerConfig,
     CollectionConfig,
@@ -17,7 +10,6 @@ from .config import (
     SparseEncoderConfig,
     StoreConfig,
 )
-from .engine import Engine
 from .errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -72,3 +64,21 @@ __all__ = [
     "StoreUnavailableError",
     "parse_filter",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Both are looked up when first named: `hybrid-search search` sent to a
+    # running server needs neither the Engine (numpy, the encoders and pymilvus
+    # behind it) nor the package metadata (importlib.metadata is slow to load).
+    if name == "Engine":
+        from .engine import Engine
+
+        return Engine
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("hybrid-search")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            return "0.0.0+local"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -29,13 +29,15 @@ from .config import (
     SparseEncoderConfig,
     StoreConfig,
 )
-from .engine import Engine, check_metadata_keys
 from .errors import ConfigError, HybridSearchError, InputError
 from .filters import parse_filter
 from .plan import SearchOptions
 from .profiles import load_model_profile
 from .settings import LayeredSettings, parse_weights
 from .types import Hit, SearchResult
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 __all__ = ["app", "main"]
 
@@ -89,6 +91,11 @@ def _global_options(
     backend: Annotated[Optional[str], typer.Option(help="torch, onnx or openvino for every model (default: as the collection records).")] = None,
     quantize: Annotated[Optional[str], typer.Option(help="none or int8 (with --backend onnx or openvino).")] = None,
 ) -> None:
+    # A search may be sent to a running server without pymilvus ever loading:
+    # it is quietened when the search opens the store (_engine). Every other
+    # command opens the store, here or in its own module.
+    if ctx.invoked_subcommand != "search":
+        _quiet_pymilvus()
     # The subcommands (serve, train ...) read the same settings through ctx.obj.
     try:
         state.settings = ctx.obj = LayeredSettings.load(config, uri=uri, token=token, device=device, backend=backend, quantize=quantize)
@@ -121,7 +128,22 @@ def _collection_name(flag: str | None) -> str:
     return str(name)
 
 
+def _quiet_pymilvus() -> None:
+    """pymilvus configures its logger on import; adjust it after (an application
+    entry point may set library verbosity, importing the package must not)."""
+    import logging
+
+    import pymilvus  # noqa: F401
+
+    logging.getLogger("pymilvus").setLevel(logging.ERROR)
+
+
 def _engine(reranker: RerankConfig | None = None, batch_size: int | None = None) -> Engine:
+    # Imported here: a search sent to a running server never needs the engine
+    # (nor numpy, pymilvus or the model libraries behind it).
+    from .engine import Engine
+
+    _quiet_pymilvus()
     return Engine(_store_config(), runtime=_runtime_config(batch_size), reranker=reranker)
 
 
@@ -261,6 +283,8 @@ def index(
     from indexers.documents import ReadOptions, record_fields
     from indexers.files import FileSelection
     from indexers.pipeline import IngestConfig, ingest
+
+    from .engine import check_metadata_keys
 
     try:
         name = _collection_name(collection)
@@ -403,8 +427,16 @@ def search(
     collapse: Annotated[
         bool, typer.Option("--collapse/--no-collapse", help="Fold duplicate and near-duplicate hits into the best-ranked copy.")
     ] = True,
+    local: Annotated[
+        bool, typer.Option("--local", help="Search in this process even when a running `hybrid-search serve` serves the store.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say where the search ran (a running server, or this process and why).")] = False,
 ) -> None:
-    """Search a collection through any subset of paths, fused and optionally reranked."""
+    """Search a collection through any subset of paths, fused and optionally reranked.
+
+    When a `hybrid-search serve` started on the same store is running, the search
+    is sent to it (the same engine, the same plan: the same hits, without this
+    process loading Milvus or models); --local searches in this process."""
     try:
         s = state.settings
         name = _collection_name(collection)
@@ -430,14 +462,51 @@ def search(
             rerank_first_stage_weight=rerank_first_stage_weight,
             collapse=collapse,
         )
-        result = _engine(reranker=reranker).search(name, query, options)
+        served = None if local else _search_via_server(name, query, options, reranker, verbose)
+        if served is None:
+            result = _engine(reranker=reranker).search(name, query, options)
     except HybridSearchError as error:
         _fail(error)
+        return
+    if served is not None:
+        from .remote import result_from_dict
+
+        for item in served["hits"]:
+            item.pop("source_url", None)  # the API's own addition: the local result has none
+        if as_json:
+            sys.stdout.write(json.dumps(served, ensure_ascii=False, indent=2) + "\n")
+        else:
+            _print_result(result_from_dict(served), explain)
         return
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
     else:
         _print_result(result, explain)
+
+
+def _search_via_server(
+    name: str, query: str, options: SearchOptions, reranker: RerankConfig | None, verbose: bool
+) -> dict[str, Any] | None:
+    """The answer of a running server of this store to this search, or None
+    (search here) when none runs or it could run another plan."""
+    from . import remote
+
+    record, reason = remote.find_server(_store_config())
+    if record is not None:
+        runtime = _runtime_config()
+        reason = remote.plan_difference(record, device=runtime.device, fp16=runtime.fp16, reranker=reranker) or ""
+    if record is not None and not reason:
+        try:
+            served = remote.search_via_server(record, name, query, options)
+        except remote.ServerUnreachable as error:
+            reason = f"the serve record of process {record.pid} is stale: {error}"
+        else:
+            if verbose:
+                err_console.print(f"searched through the server at {record.url} (process {record.pid})", highlight=False)
+            return served
+    if verbose:
+        err_console.print(f"searching in this process: {reason}", highlight=False)
+    return None
 
 
 # --- collections and documents ------------------------------------------------------------
@@ -609,7 +678,6 @@ def main() -> None:
     # package must not): weight-loading bars, grpc keepalive chatter between
     # pymilvus and Milvus Lite during long encodes, and pymilvus's iterator
     # notice would drown the output.
-    import logging
     import os
 
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
@@ -617,9 +685,6 @@ def main() -> None:
     # would cost seconds that a BM25-only search never needs.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    import pymilvus  # noqa: F401 - configures its logger on import; adjust it after
-
-    logging.getLogger("pymilvus").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
     run_app(app, "hybrid-search")
 

@@ -54,9 +54,12 @@ def _announce(settings: ApiSettings) -> None:
             log.warning("no API key configured and bound to %s (allow_insecure): anyone who can reach it can write", settings.host)
 
 
-def create_app(settings: ApiSettings | None = None, engine: Engine | None = None) -> FastAPI:
+def create_app(settings: ApiSettings | None = None, engine: Engine | None = None, *, record_serving: bool = False) -> FastAPI:
     """Build the app. With ``engine`` given, the app uses it and leaves closing it
-    to the caller; otherwise it opens one from ``settings`` at startup."""
+    to the caller; otherwise it opens one from ``settings`` at startup. With
+    ``record_serving`` (``hybrid-search serve``, one process), the running app
+    records where it listens, so ``hybrid-search search`` on the same store
+    sends its searches here (hybrid_search.remote)."""
     settings = settings or ApiSettings()
     services = Services(settings, engine)
 
@@ -71,10 +74,26 @@ def create_app(settings: ApiSettings | None = None, engine: Engine | None = None
             await run_in_threadpool(services.warm_up)
         services.jobs = JobManager(services)
         app.state.started = True
+        if record_serving:
+            from ..remote import write_record
+
+            write_record(
+                settings.store_config(),
+                host=settings.host,
+                port=settings.port,
+                device=settings.device,
+                fp16=settings.fp16,
+                reranker=settings.rerank_config(),
+                needs_key=settings.auth_enabled and not settings.public_read,
+            )
         try:
             yield
         finally:
             app.state.started = False
+            if record_serving:
+                from ..remote import remove_record
+
+                remove_record(settings.store_config())
             await run_in_threadpool(services.close)
 
     app = FastAPI(

@@ -220,6 +220,8 @@ class SearchResponse(BaseModel):
     rerank_first_stage_weight: float | None = None
     confident: bool
     hits: list[HitOut]
+    # the weight each path had in this query's fusion (adaptive: per query, summing to 1)
+    fusion_weights: dict[str, float] | None = None
     # explain=true only:
     query_terms: list[str] | None = None
     timings_ms: dict[str, float] | None = None

@@ -103,7 +103,7 @@ def run_server(settings: Any) -> None:
     if settings.workers == 1:
         from .app import create_app
 
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level, log_config=log_config)
+        uvicorn.run(create_app(settings, record_serving=True), host=settings.host, port=settings.port, log_level=settings.log_level, log_config=log_config)
         return
     # Several workers are separate processes: jobs, staged uploads and metrics
     # must live where all of them can see them.
