@@ -76,6 +76,8 @@ err_console = Console(stderr=True)
 
 class _State:
     settings: LayeredSettings = LayeredSettings()
+    # Run as the `hybrid-search` program (main), not called as a library (tests).
+    entry_point: bool = False
 
 
 state = _State()
@@ -94,7 +96,7 @@ def _global_options(
     # A search may be sent to a running server without pymilvus ever loading:
     # it is quietened when the search opens the store (_engine). Every other
     # command opens the store, here or in its own module.
-    if ctx.invoked_subcommand != "search":
+    if state.entry_point and ctx.invoked_subcommand != "search":
         _quiet_pymilvus()
     # The subcommands (serve, train ...) read the same settings through ctx.obj.
     try:
@@ -143,7 +145,8 @@ def _engine(reranker: RerankConfig | None = None, batch_size: int | None = None)
     # (nor numpy, pymilvus or the model libraries behind it).
     from .engine import Engine
 
-    _quiet_pymilvus()
+    if state.entry_point:
+        _quiet_pymilvus()
     return Engine(_store_config(), runtime=_runtime_config(batch_size), reranker=reranker)
 
 
@@ -496,16 +499,24 @@ def _search_via_server(
         runtime = _runtime_config()
         reason = remote.plan_difference(record, device=runtime.device, fp16=runtime.fp16, reranker=reranker) or ""
     if record is not None and not reason:
+        store = _store_config()
         try:
             served = remote.search_via_server(record, name, query, options)
         except remote.ServerUnreachable as error:
             reason = f"the serve record of process {record.pid} is stale: {error}"
+        except InputError as error:
+            # The server's operator limits (max k, depth ...) are tighter than
+            # the engine's: a Milvus server can be searched here instead; a
+            # Milvus Lite file is the server's alone, so its refusal stands.
+            if "://" not in store.uri:
+                raise
+            reason = str(error)
         else:
             if verbose:
-                err_console.print(f"searched through the server at {record.url} (process {record.pid})", highlight=False)
+                err_console.print(f"searched through the server at {record.url} (process {record.pid})", highlight=False, soft_wrap=True)
             return served
     if verbose:
-        err_console.print(f"searching in this process: {reason}", highlight=False)
+        err_console.print(f"searching in this process: {escape(reason)}", highlight=False, soft_wrap=True)
     return None
 
 
@@ -686,6 +697,7 @@ def main() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+    state.entry_point = True
     run_app(app, "hybrid-search")
 
 
