@@ -148,7 +148,7 @@ def _measure(
     for via_server in (False, True):
         server = _start_server(store, log) if via_server else None
         try:
-            where = "through a running serve" if via_server else "in this process (models load)"
+            where = "through a running serve" if via_server else "in this process"
             cases = {f"{search}, {where}": extra for search, extra in searches.items()}
             if via_server:
                 for extra in cases.values():  # a server that has answered before
