@@ -114,7 +114,7 @@ def _serve(store: Path, runtime_dir: Path) -> subprocess.Popen:
         sys.executable, "-m", "hybrid_search.cli", "--uri", str(store), "--device", "cpu", "serve", "--port", str(port),
         "--dense-model", "none", "--sparse-model", "none", "--log-level", "warning",
     ]  # fmt: skip
-    log = open(store.parent / "serve.log", "wb")  # closed with the process
+    log = open(store.parent / "serve.log", "wb")  # noqa: SIM115 - closed with the process
     server = subprocess.Popen(command, env=_env(runtime_dir), stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True)
     deadline = time.monotonic() + 120
     while True:
