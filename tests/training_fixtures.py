@@ -50,3 +50,17 @@ def gate_report(tuned: dict, *, better: bool):
             "better": better,
         },
     )
+
+
+@pytest.fixture(autouse=True)
+def release_milvus_lite_servers(tmp_path: Path):
+    """Each test opens several Milvus Lite files (serving, mining); their servers
+    would live until the test process exits, so stop them when the test ends."""
+    yield
+    from milvus_lite.server_manager import server_manager_instance
+
+    root = str(tmp_path.resolve())
+    for db in [path for path in server_manager_instance._servers if path.startswith(root)]:
+        from tests.processes import release_milvus_lite
+
+        release_milvus_lite(Path(db))

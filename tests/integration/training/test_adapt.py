@@ -17,6 +17,7 @@ from hybrid_search.config import (
 )
 from hybrid_search.engine import Engine
 from hybrid_search.errors import ConfigError, InputError
+from tests.training_fixtures import release_milvus_lite_servers  # noqa: F401 - autouse fixture
 from training import adapt as adapt_module
 from training.adapt import AdaptConfig, parse_budget, run_adapt
 from training.data import load_beir

@@ -23,24 +23,12 @@ from hybrid_search.engine import Engine
 from hybrid_search.errors import ManifestMismatchError
 from hybrid_search.plan import SearchOptions
 from hybrid_search.query_adapter import save_query_adapter
-from tests.processes import release_milvus_lite
+from tests.training_fixtures import release_milvus_lite_servers  # noqa: F401 - autouse fixture
 from training.adapt import AdaptConfig, run_adapt
 from training.adapter import AdapterTrainConfig
 from training.data import load_beir
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _release_milvus_lite_servers(tmp_path: Path):
-    """Each test opens several Milvus Lite files (serving, mining); their servers
-    would live until the test process exits, so stop them when the test ends."""
-    yield
-    from milvus_lite.server_manager import server_manager_instance
-
-    root = str(tmp_path.resolve())
-    for db in [path for path in server_manager_instance._servers if path.startswith(root)]:
-        release_milvus_lite(Path(db))
 
 FAST = {"depth": 20, "k": 20, "device": "cpu", "dev_fraction": 0.3, "test_fraction": 0.3, "adapter": AdapterTrainConfig(epochs=3, batch_size=8)}
 
