@@ -98,7 +98,7 @@ def _stand_in_reranker(cache: Path) -> Path:
     from sentence_transformers import CrossEncoder
 
     torch.manual_seed(0)
-    CrossEncoder(f"{models_dir().rstrip('/')}/all-MiniLM-L6-v2", num_labels=1).save(str(folder))
+    CrossEncoder(os.path.expanduser(f"{models_dir().rstrip('/')}/all-MiniLM-L6-v2"), num_labels=1).save(str(folder))
     return folder
 
 
