@@ -287,6 +287,6 @@ def _markdown(result: dict[str, Any]) -> str:
         if trained:
             row.append(f"{cell['ndcg@10']:.4f}")
         rows.append(row)
-    header = ["variant", "p50 ms", "mean ms", "speed-up", "max |score diff|", "top-10 overlap"] + (["nDCG@10"] if trained else [])
+    header = ["variant", "p50 ms", "mean ms", "speed-up", "max abs score diff", "top-10 overlap"] + (["nDCG@10"] if trained else [])
     lines.append(markdown_table(header, rows))
     return "\n".join(lines)
