@@ -491,6 +491,23 @@ def _adapt_served(
     return promoted, reason, decision, promotion, curve
 
 
+def _dense_train_config(config: AdaptConfig, base_dense: DenseEncoderConfig) -> DenseTrainConfig:
+    """The fine-tuning settings adapt uses for the served dense model (its prompts kept, best dev epoch kept)."""
+    return DenseTrainConfig(
+        base_model=base_dense.model,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        num_negatives=config.num_negatives,
+        max_seq_length=config.max_seq_length,
+        query_prompt=base_dense.query_prompt,
+        document_prompt=base_dense.document_prompt,
+        keep="best-dev",
+        device=config.device,
+        seed=config.seed,
+    )
+
+
 def _fine_tune_dense(
     engine: Engine,
     served: str,
@@ -519,19 +536,7 @@ def _fine_tune_dense(
                 example.neg_ids = [ids[j] for j in found]
                 example.neg = [by_id[cid].text for cid in example.neg_ids]
             write_examples(mined_file, examples)
-        dense_config = DenseTrainConfig(
-            base_model=base_dense.model,
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            num_negatives=config.num_negatives,
-            max_seq_length=config.max_seq_length,
-            query_prompt=base_dense.query_prompt,
-            document_prompt=base_dense.document_prompt,
-            keep="best-dev",
-            device=config.device,
-            seed=config.seed,
-        )
+        dense_config = _dense_train_config(config, base_dense)
         dense = train_dense(data, dense_config, run_dir / "dense", progress=progress,
                             callbacks=_trainer_callbacks(console, time.monotonic() + max(60.0, deadline)), report_to=config.report_to)
         before, after = dense.get("dev_before", {}).get(DEV_METRIC), dense.get("dev_after", {}).get(DEV_METRIC)
@@ -608,19 +613,7 @@ def _adapt_dense(
     """Dense fine-tuning: the corpus re-embedded into evaluation collections, then promoted."""
     run_dir = Path(config.run_dir)
     deadline = time.monotonic() + config.budget_s * TRAIN_SHARE
-    dense_config = DenseTrainConfig(
-        base_model=base_dense.model,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        num_negatives=config.num_negatives,
-        max_seq_length=config.max_seq_length,
-        query_prompt=base_dense.query_prompt,
-        document_prompt=base_dense.document_prompt,
-        keep="best-dev",
-        device=config.device,
-        seed=config.seed,
-    )
+    dense_config = _dense_train_config(config, base_dense)
     with console.stage("dense", f"(fine-tuning {base_dense.model}, best dev epoch kept)"):
         dense = train_dense(
             data, dense_config, run_dir / "dense", progress=progress, callbacks=_trainer_callbacks(console, deadline), report_to=config.report_to

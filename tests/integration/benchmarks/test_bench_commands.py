@@ -29,6 +29,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("bench")
 
 
+@pytest.mark.slow  # ~20 s: tune, quality, conditions freeze/check end to end on tiny models
 def test_tune_quality_and_conditions(beir_set: Path, model_options: list[str], workdir: Path) -> None:
     cache, out = workdir / "runs", workdir / "results"
     _invoke("tune", str(beir_set), *model_options, "--cache", str(cache), "--out", str(out))

@@ -80,6 +80,7 @@ weights = {{ bm25 = 0.8, dense = 0.2 }}
         torch.set_num_threads(threads)
 
 
+@pytest.mark.slow  # ~30 s: a tiny training run, then every training-result command on it
 def test_offload_weights_fusion_and_a_plan(finished_run: Path, tmp_path: Path) -> None:
     config, results = str(finished_run), finished_run.with_suffix("")
     _invoke("rerank-offload", "lists", config)

@@ -82,6 +82,7 @@ def test_a_changed_model_is_exported_again(models, tmp_path):
     assert _cosines(changed.encode_queries(TEXTS), torch_vectors).min() > 0.9999
 
 
+@pytest.mark.slow  # two more exports (~15 s); the dense export test covers the shared export path
 def test_splade_and_cross_encoder_match_torch(models):
     config = SparseEncoderConfig(model=str(models["splade"]), kind="splade")
     reference = SpladeSparse(config, RUNTIME).encode_documents(TEXTS)

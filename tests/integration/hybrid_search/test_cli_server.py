@@ -129,6 +129,7 @@ def _serve(store: Path, runtime_dir: Path) -> subprocess.Popen:
         time.sleep(0.3)
 
 
+@pytest.mark.slow  # ~80 s: ten fresh CLI processes and a server; the routing logic is unit-tested in tests/unit/hybrid_search/test_remote.py
 def test_cli_searches_go_to_the_running_server_and_give_the_local_hits(store, tmp_path):
     runtime_dir = tmp_path / "runtime"
     server = _serve(store, runtime_dir)

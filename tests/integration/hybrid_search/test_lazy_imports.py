@@ -86,6 +86,7 @@ def test_search_of_a_bm25_only_collection_imports_no_model_library(store):
     assert heavy == []
 
 
+@pytest.mark.slow  # ~20 s: the positive case of the BM25-only check beside it
 def test_a_dense_search_does_load_torch(store):
     result, heavy = run_search(store, "cat on the mat", "-C", "docs", "--paths", "dense")
     assert result["hits"]

@@ -21,6 +21,7 @@ from training.sparse import SparseTrainConfig
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow  # ~30 s; `adapt` (tests/integration/training/test_adapt*.py) runs the same stages in the default suite
 def test_whole_flow_on_tiny_models(tiny_models, tiny_beir: Path, tmp_path: Path) -> None:  # noqa: ANN001
     base_dense = DenseEncoderConfig(model=str(tiny_models.dense), kind="sentence-transformers")
     store = str(tmp_path / "serving.db")
