@@ -1,8 +1,13 @@
 """Duplicate collapsing on hand-made candidate lists."""
 
+import random
+import unicodedata
+from collections import Counter
+
 import pytest
 
 from hybrid_search.collapse import (
+    _WORD,
     NEAR_DUPLICATE_JACCARD,
     _words,
     collapse_duplicates,
@@ -108,3 +113,69 @@ def test_chinese_text_collapses_by_characters():
 def test_threshold_must_be_a_fraction():
     with pytest.raises(ValueError):
         _collapse({"a": "x"}, k=1, threshold=0.0)
+
+
+def _regex_words(text):
+    """The words as found before the ASCII shortcut: the reference."""
+    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def test_ascii_words_are_the_regex_words():
+    rng = random.Random(3)
+    alphabet = [chr(code) for code in range(128)] + ["Word", "CAPS", "snake_case", "x9"]
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        assert _words(text) == _regex_words(text), text
+    for text in ("Ｆｕｌｌ－ｗｉｄｔｈ ＡＢＣ", "Straße STRASSE", "数据库 ﬁle x²", "café CAFÉ"):
+        assert _words(text) == _regex_words(text)
+
+
+def _indexed_collapse(ranked, text_of, k, threshold=NEAR_DUPLICATE_JACCARD):
+    """The earlier collapse (an inverted index from 3-gram to kept hit,
+    comparing every kept hit sharing one): the reference."""
+    kept, folded, by_text, by_words, kept_grams, index, position = [], {}, {}, {}, {}, {}, {}
+    for cid, score in ranked:
+        text = text_of(cid)
+        if text in by_text:
+            folded[by_text[text]].append((cid, 1.0))
+            continue
+        if len(kept) >= k:
+            continue
+        words = tuple(_regex_words(text))
+        if words in by_words:
+            folded[by_words[words]].append((cid, 1.0))
+            continue
+        grams = shingles(words)
+        shared = Counter(other for gram in grams for other in index.get(gram, ()))
+        if shared:
+            similarity = {o: n / (len(grams) + len(kept_grams[o]) - n) for o, n in shared.items()}
+            best = max(similarity, key=lambda o: (similarity[o], -position[o]))
+            if similarity[best] >= threshold:
+                folded[best].append((cid, similarity[best]))
+                continue
+        kept.append((cid, score))
+        folded[cid] = []
+        by_text[text], by_words[words], kept_grams[cid], position[cid] = cid, cid, grams, len(position)
+        for gram in grams:
+            index.setdefault(gram, []).append(cid)
+    return kept, folded
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_collapse_agrees_with_the_inverted_index_version(seed):
+    rng = random.Random(seed)
+    vocabulary = ["alpha", "beta", "gamma", "delta", "Delta", "eps", "数", "据"]
+    for _ in range(20):
+        bases = [[rng.choice(vocabulary) for _ in range(rng.randint(0, 60))] for _ in range(4)]
+        texts = {}
+        for i in range(rng.randint(1, 25)):
+            words = list(rng.choice(bases))
+            for _ in range(rng.choice((0, 0, 1, 2, 5))):  # copies, near copies, others
+                if words:
+                    words[rng.randrange(len(words))] = rng.choice(vocabulary)
+            texts[f"c{i}"] = rng.choice((" ", ", ", "\n")).join(words)
+        ranked = [(cid, 1.0 / (i + 1)) for i, cid in enumerate(texts)]
+        k = rng.randint(1, 12)
+        threshold = rng.choice((NEAR_DUPLICATE_JACCARD, 0.5, 0.8, 0.9, 1.0, 0.1))
+        result = collapse_duplicates(ranked, texts.__getitem__, k, threshold=threshold)
+        assert (result.kept, result.folded) == _indexed_collapse(ranked, texts.__getitem__, k, threshold)

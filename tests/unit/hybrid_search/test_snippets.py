@@ -1,7 +1,11 @@
 """Best-passage snippets on hand-made texts."""
 
+import random
+import re
+
 import pytest
 
+from hybrid_search import snippets
 from hybrid_search.analyzers import Analyzer
 from hybrid_search.config import AnalyzerConfig
 from hybrid_search.snippets import SNIPPET_CHARS, best_passage, match_spans
@@ -73,3 +77,131 @@ def test_default_width_and_analyzer_surfaces_on_a_long_table_text():
 def test_width_must_be_positive():
     with pytest.raises(ValueError):
         best_passage("text", [], width=0)
+
+
+def _regex_match_spans(text, surfaces):
+    """The earlier match_spans, one alternation regex per call: the reference
+    the str.find implementation must agree with exactly."""
+    usable = sorted({s for s in surfaces if s.strip()}, key=len, reverse=True)
+    if not usable:
+        return []
+    parts = [rf"(?<!\w){re.escape(s)}(?!\w)" if re.match(r"^\w+$", s) else re.escape(s) for s in usable]
+    pattern = re.compile("|".join(parts))
+    return [(m.start(), m.end(), m.group().casefold()) for m in pattern.finditer(text)]
+
+
+# Word characters of several kinds (ASCII, accented, ß, CJK, a superscript
+# digit, the underscore) and non-word ones (spaces, punctuation, apostrophes, a
+# combining accent, a full-width full stop, a line break).
+_ALPHABET = list("abAB01_ éßÉ数据库中文²") + list(" .,;-'’\u0301。\n") + ["U.S.", "ab", "a-b"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_match_spans_agrees_with_the_alternation_regex_on_generated_texts(seed):
+    rng = random.Random(seed)
+    for _ in range(50):
+        text = "".join(rng.choice(_ALPHABET) for _ in range(rng.randint(0, 60)))
+        surfaces = []
+        for _ in range(rng.randint(0, 6)):
+            kind = rng.random()
+            if kind < 0.6 and text:
+                # A piece of the text, so it occurs (often overlapping another).
+                a = rng.randrange(len(text))
+                surfaces.append(text[a : a + rng.randint(1, 5)])
+            elif kind < 0.8 and surfaces:
+                # A prefix or suffix of an earlier surface: overlapping alternatives.
+                other = rng.choice(surfaces)
+                surfaces.append(other[: rng.randint(1, len(other))] if rng.random() < 0.5 else other[rng.randint(0, len(other) - 1) :])
+            else:
+                surfaces.append("".join(rng.choice(_ALPHABET) for _ in range(rng.randint(1, 3))))
+        assert match_spans(text, surfaces) == _regex_match_spans(text, surfaces), (text, surfaces)
+
+
+def test_match_spans_agrees_with_the_regex_on_analyzer_surfaces_of_real_sentences():
+    analyzer = Analyzer(AnalyzerConfig())
+    text = (
+        "NVIDIA's Data Center revenue (U.S. and non-U.S.) rose; data-center GPUs didn't. "
+        "数据库 and 数据 in 中文 text. Über-résumé ÉTÉ straße STRASSE _id_ x² data_center"
+    )
+    query = "nvidia data center revenue us didnt 数据 résumé strasse id x"
+    surfaces = analyzer.matched_surfaces(text, set(analyzer.tokenize(query)))
+    assert len(surfaces) > 5
+    assert match_spans(text, surfaces) == _regex_match_spans(text, surfaces)
+
+
+def test_the_word_character_check_is_what_regex_backslash_w_matches():
+    # Every code point of the Basic Multilingual Plane and the CJK extension B start.
+    word = re.compile(r"\w")
+    for code in [*range(0xD800), *range(0xE000, 0x10000), *range(0x20000, 0x20100)]:
+        ch = chr(code)
+        assert snippets._is_word_char(ch) == (word.match(ch) is not None), hex(code)
+
+
+def test_match_spans_hand_computed_cases():
+    # Longest first where surfaces overlap at one position.
+    assert match_spans("data center", ["data", "data center"]) == [(0, 11, "data center")]
+    # Leftmost wins over longer: "ab-" at 0 blocks the longer "b-cd" at 1.
+    assert match_spans("ab-cd", ["ab-", "b-cd"]) == [(0, 3, "ab-")]
+    # All-word surfaces inside a longer word are not whole words.
+    assert match_spans("abcd", ["ab", "bcd"]) == []
+    # A punctuation surface matches anywhere, a word surface only as a whole word.
+    assert match_spans("U.S. bus", ["U.S.", "us", "bus"]) == [(0, 4, "u.s."), (5, 8, "bus")]
+    # Case-sensitive search, casefolded report; CJK characters are word characters.
+    assert match_spans("Straße STRASSE", ["Straße"]) == [(0, 6, "strasse")]
+    assert match_spans("数据库 数据", ["数据"]) == [(4, 6, "数据")]
+    assert match_spans("a_b a b", ["a", "b"]) == [(4, 5, "a"), (6, 7, "b")]
+    # Blank surfaces are ignored; repeated occurrences are all found.
+    assert match_spans("go go go", ["go", " ", ""]) == [(0, 2, "go"), (3, 5, "go"), (6, 8, "go")]
+
+
+def _quadratic_best_window(spans, width):
+    """The earlier _best_window (a distinct-surface set per start): the reference."""
+    best_key, best, j = None, (0, 0), 0
+    for i in range(len(spans)):
+        j = max(j, i)
+        while j + 1 < len(spans) and spans[j + 1][1] - spans[i][0] <= width:
+            j += 1
+        key = (len({s for _, _, s in spans[i : j + 1]}), j - i + 1)
+        if best_key is None or key > best_key:
+            best_key, best = key, (i, j)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_sliding_best_window_agrees_with_the_quadratic_one(seed):
+    rng = random.Random(seed)
+    for _ in range(100):
+        spans, position = [], 0
+        for _ in range(rng.randint(1, 40)):
+            position += rng.randint(0, 30)
+            size = rng.randint(1, 40)  # some wider than the window
+            spans.append((position, position + size, rng.choice("abcde")))
+            position += size
+        width = rng.randint(1, 150)
+        assert snippets._best_window(spans, width) == _quadratic_best_window(spans, width)
+
+
+_OLD_SENTENCE_END = re.compile(r"[.!?](?:[\"'”’)\]]*)(?=\s)|[。！？]|\n")
+
+
+def test_the_sentence_end_pattern_matches_as_the_plain_alternation_did():
+    rng = random.Random(7)
+    pieces = list("ab .!?。！？\n\"'”’)]") + ["\u3000", "\t", "x.y", ".)\n"]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        assert [m.span() for m in snippets._SENTENCE_END.finditer(text)] == [
+            m.span() for m in _OLD_SENTENCE_END.finditer(text)
+        ], text
+        # Bounded to a window (as _cut_end reads it): the look-ahead cannot see past it.
+        a, b = sorted(rng.randint(0, len(text)) for _ in range(2))
+        assert [m.span() for m in snippets._SENTENCE_END.finditer(text, a, b)] == [
+            m.span() for m in _OLD_SENTENCE_END.finditer(text, a, b)
+        ], (text, a, b)
+
+
+def test_sentence_starts_up_to_a_bound_are_those_of_the_whole_text():
+    text = "intro mid-sentence. First one!  Second?\nThird line.\n\nFourth. " + FILLER
+    everything = snippets._sentence_starts(text, until=len(text))
+    assert sorted(set(everything))[:5] == [text.index(s) for s in ("First", "Second", "Third", "Fourth", "Nothing")]
+    for until in range(len(text)):
+        assert [s for s in snippets._sentence_starts(text, until) if s <= until] == [s for s in everything if s <= until]
