@@ -332,3 +332,41 @@ def test_only_queries_asking_for_the_same_outputs_share_a_call():
     assert seen[1:] == [(["d1", "d2"], (True, False)), (["s1"], (False, True)), (["b1"], (True, True))]
     assert results["d1"][1] is None and results["d1"][0].tolist() == [expected_row("d1")]
     assert results["s1"][0] is None and results["s1"][1] == [{2: 1.0}]
+
+
+def test_documents_are_encoded_in_turns_of_a_few_texts_and_come_back_in_order():
+    from hybrid_search.encoders import EncoderSet
+
+    class Texts:
+        """An encoder whose vectors name their text; records each call."""
+
+        def __init__(self) -> None:
+            self.calls: list[list[str]] = []
+
+        def encode_documents(self, texts):
+            self.calls.append(list(texts))
+            return np.array([[float(len(t))] for t in texts], dtype=np.float32)
+
+        def encode_queries(self, texts):
+            return self.encode_documents(texts)
+
+    class Terms(Texts):
+        def encode_documents(self, texts):
+            self.calls.append(list(texts))
+            return [{len(t): 1.0} for t in texts]
+
+    dense, sparse = Texts(), Terms()
+    encoders = EncoderSet(dense=dense, sparse=sparse)
+    encoders.batch_queries(max_batch=8, max_wait_s=0.0)
+    texts = ["a", "bb", "ccc", "dddd", "eeeee"]
+    vectors, terms = encoders.encode_documents(texts)
+    assert dense.calls == [["a", "bb"], ["ccc", "dddd"], ["eeeee"]]  # documents_per_turn = 2
+    assert vectors.tolist() == [[1.0], [2.0], [3.0], [4.0], [5.0]]
+    assert terms == [{1: 1.0}, {2: 1.0}, {3: 1.0}, {4: 1.0}, {5: 1.0}]
+    unbatched = EncoderSet(dense=Texts(), sparse=Terms())
+    assert unbatched.encode_documents(texts)[0].tolist() == vectors.tolist()
+
+
+def test_documents_per_turn_must_be_positive():
+    with pytest.raises(ValueError, match="documents_per_turn"):
+        QueryBatcher(FakeEncoder(), documents_per_turn=0)
