@@ -1,8 +1,8 @@
 """``python -m benchmarks coldstart``: wall time of a cold ``hybrid-search search``.
 
 What a user sees: each search runs the CLI in a fresh process (``python -m
-hybrid_search.cli``, the entry point of the ``hybrid-search`` script, from this
-checkout), timed from spawn to exit, on a collection built with a dense model
+hybrid_search``: ``hybrid_search.cli_entry.main``, the entry point of the
+``hybrid-search`` script, from this checkout), timed from spawn to exit, on a collection built with a dense model
 (all-MiniLM-L6-v2 by default) and the preset's sparse model. Two searches: a
 full hybrid search (every path, so the models load) and a BM25-only search
 (which needs no model), each two ways:
@@ -11,7 +11,8 @@ full hybrid search (every path, so the models load) and a BM25-only search
   Lite and, for the hybrid search, loads the models;
 - through a running ``hybrid-search serve`` of the same store, which the CLI
   finds by its serve record (hybrid_search.remote) and sends the search to: the
-  common case of several searches in a row. The server is started once, and
+  common case of several searches in a row (the entry point sends it before
+  the full command line is imported). The server is started once, and
   answers each search once before the timed runs (a server that has run).
 
 Each case runs ``--runs`` times; the median is reported with every run, the
@@ -66,7 +67,7 @@ def _env() -> dict[str, str]:
 
 
 def _time_search(store: Path, query: str, extra: list[str], *, via_server: bool) -> float:
-    command = [sys.executable, "-m", "hybrid_search.cli", "--uri", str(store), "search", query, "-C", "coldstart", "-k", "5", *extra]
+    command = [sys.executable, "-m", "hybrid_search", "--uri", str(store), "search", query, "-C", "coldstart", "-k", "5", *extra]
     command += ["--verbose"] if via_server else ["--local"]
     started = time.perf_counter()
     done = subprocess.run(command, check=False, capture_output=True, text=True, env=_env(), cwd=store.parent, timeout=600)
@@ -86,7 +87,7 @@ def _start_server(store: Path, log: Any) -> subprocess.Popen:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "hybrid_search.cli", "--uri", str(store), "serve", "--port", str(port), "--log-level", "warning"]
+    command = [sys.executable, "-m", "hybrid_search", "--uri", str(store), "serve", "--port", str(port), "--log-level", "warning"]
     server = subprocess.Popen(command, env=_env(), cwd=store.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = Path(_env()["HYBRID_SEARCH_RUNTIME_DIR"])
     deadline = time.monotonic() + 600
@@ -178,10 +179,10 @@ def _measure(
         "cases": results,
         "load_average": {"before": load_before, "after": load_after},
         "notes": (
-            "Each search is a fresh `python -m hybrid_search.cli --uri DB search QUERY -C coldstart -k 5 [--paths bm25]` process "
+            "Each search is a fresh `python -m hybrid_search --uri DB search QUERY -C coldstart -k 5 [--paths bm25]` process "
             "(with --local in this process; with --verbose, checked to have searched through the server, when a "
             "`hybrid-search serve` of the same store runs), timed from spawn to exit (what `time hybrid-search search ...` "
-            "shows); the hybrid and BM25-only searches alternate."
+            "shows; `python -m hybrid_search` runs the `hybrid-search` script's entry point); the hybrid and BM25-only searches alternate."
         ),
     }
 

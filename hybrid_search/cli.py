@@ -8,7 +8,6 @@ then defaults. Errors print one line to stderr and exit non-zero.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -20,6 +19,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from .cli_exit import run_app
+from .cli_search import (
+    SearchFlags,
+    ServerOutcome,
+    collection_name,
+    print_answer,
+    print_note,
+    print_result,
+    search_request,
+    server_answer,
+)
 from .config import (
     AnalyzerConfig,
     CollectionConfig,
@@ -30,11 +39,8 @@ from .config import (
     StoreConfig,
 )
 from .errors import ConfigError, HybridSearchError, InputError
-from .filters import parse_filter
-from .plan import SearchOptions
 from .profiles import load_model_profile
-from .settings import LayeredSettings, parse_weights
-from .types import Hit, SearchResult
+from .settings import LayeredSettings
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -78,6 +84,9 @@ class _State:
     settings: LayeredSettings = LayeredSettings()
     # Run as the `hybrid-search` program (main), not called as a library (tests).
     entry_point: bool = False
+    # What the running server already said to this search (the quick entry
+    # point asked it first, cli_entry): not asked again.
+    asked: ServerOutcome | None = None
 
 
 state = _State()
@@ -124,10 +133,7 @@ def _rerank_config(
 
 
 def _collection_name(flag: str | None) -> str:
-    name = state.settings.get("collection", "name", flag, None)
-    if not name:
-        raise ConfigError("name a collection with --collection (or HYBRID_SEARCH_COLLECTION, or [collection] name)")
-    return str(name)
+    return collection_name(state.settings, flag)
 
 
 def _quiet_pymilvus() -> None:
@@ -337,73 +343,6 @@ def index(
 # --- search -----------------------------------------------------------------------------
 
 
-def _print_result(result: SearchResult, explain: bool) -> None:
-    console.print(
-        f"[bold]{result.collection}[/]: {result.query!r}  paths {', '.join(result.paths)}; fusion {result.fusion}"
-        + (f" ({', '.join(f'{p} {w:.2f}' for p, w in result.fusion_weights.items())})" if len(result.paths) > 1 else "")
-        + ("; reranked" if result.reranked else ""),
-        highlight=False,
-    )
-    if not result.confident:
-        console.print("[bold yellow]no confident result[/]: no candidate reached the minimum rerank score")
-        return
-    if not result.hits:
-        console.print("no results")
-        return
-    for hit in result.hits:
-        where = [hit.doc_id]
-        if hit.page is not None:
-            where.append(f"p.{hit.page}")
-        if hit.heading_path:
-            where.append(" > ".join(hit.heading_path))
-        # A Markdown or DOCX title is usually its first heading too: say it once.
-        title = f"  [dim]{escape(hit.title)}[/]" if hit.title and hit.title not in hit.heading_path[:1] else ""
-        console.print(f"\n[bold]{hit.rank}.[/] {escape('  '.join(where))}{title}", highlight=False)
-        scores = []
-        for path in result.paths:
-            score = hit.paths.get(path)
-            scores.append(f"{path} #{score.rank} {score.score:.4g}" if score else f"{path} -")
-        scores.append(f"fused {hit.fused_score:.4g}")
-        if result.reranked:
-            scores.append(f"rerank {hit.rerank_score:.4f}" if hit.rerank_score is not None else "rerank -")
-            # Only when the first stage was mixed in: otherwise it equals the rerank score.
-            if hit.combined_score is not None and result.rerank_first_stage_weight:
-                scores.append(f"combined {hit.combined_score:.4f} (w={result.rerank_first_stage_weight:g})")
-        console.print("   " + " | ".join(scores), highlight=False)
-        console.print("   " + _highlight_passage(hit, whole=explain), highlight=False)
-        if hit.folded:
-            copies = ", ".join(copy.chunk_id for copy in hit.folded[:5]) + (", …" if len(hit.folded) > 5 else "")
-            console.print(f"   [dim]+{len(hit.folded)} duplicate{'s' if len(hit.folded) > 1 else ''} folded: {escape(copies)}[/]", highlight=False)
-    timings = ", ".join(f"{k} {v:.1f}ms" for k, v in result.timings_ms.items())
-    console.print(f"\nquery terms: {' '.join(result.query_terms) or '-'}\ntimings: {timings}", highlight=False)
-
-
-def _highlight_passage(hit: Hit, whole: bool) -> str:
-    """The hit's snippet (its whole text with ``whole``), matched terms in bold,
-    with an ellipsis where the snippet cuts the text."""
-    if whole or hit.snippet is None:
-        return _highlight(hit.text, hit.matched_terms)
-    snippet = hit.snippet
-    # Blank lines (between paragraphs, around a heading) would only spread the hit out.
-    text = re.sub(r"\n\s*\n", "\n", snippet.text)
-    return ("…" if snippet.start > 0 else "") + _highlight(text, hit.matched_terms) + ("…" if snippet.end < len(hit.text) else "")
-
-
-def _highlight(text: str, terms: tuple[str, ...]) -> str:
-    """Rich markup with the matched surface terms in bold."""
-    if not terms:
-        return escape(text)
-
-    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)))
-    out, last = [], 0
-    for match in pattern.finditer(text):
-        out.append(escape(text[last : match.start()]))
-        out.append(f"[bold yellow]{escape(match.group())}[/]")
-        last = match.end()
-    out.append(escape(text[last:]))
-    return "".join(out)
-
-
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="The query text.")],
@@ -440,84 +379,31 @@ def search(
     When a `hybrid-search serve` started on the same store is running, the search
     is sent to it (the same engine, the same plan: the same hits, without this
     process loading Milvus or models); --local searches in this process."""
+    flags = SearchFlags(
+        query=query, collection=collection, k=k, paths=paths, depth=depth, fusion=fusion, rrf_k=rrf_k, normalization=normalization,
+        weights=weights, filter=tuple(filter or ()), rerank=rerank, rerank_model=rerank_model, rerank_kind=rerank_kind,
+        rerank_top_n=rerank_top_n, min_rerank_score=min_rerank_score, rerank_first_stage_weight=rerank_first_stage_weight,
+        as_json=as_json, explain=explain, collapse=collapse, local=local, verbose=verbose,
+    )  # fmt: skip
     try:
-        s = state.settings
-        name = _collection_name(collection)
-        # A reranker is configured only when a model is named; whether to rerank
-        # (and the error for --rerank without one) is the engine's decision.
-        reranker = None
-        if s.get("rerank", "model", rerank_model, None):
-            reranker = _rerank_config(rerank_model, rerank_kind, rerank_top_n, min_rerank_score, rerank_first_stage_weight)
-        path_text = s.get("search", "paths", paths, None)
-        depth_value = s.get("search", "depth", depth, None)
-        options = SearchOptions(
-            k=int(s.get("search", "k", k, 10)),
-            paths=tuple(p.strip() for p in path_text.split(",") if p.strip()) if path_text else None,
-            depth=int(depth_value) if depth_value is not None else None,
-            fusion_method=s.get("search", "fusion", fusion, None),
-            rrf_k=rrf_k,
-            normalization=normalization,
-            weights=parse_weights(weights),
-            filters=tuple(parse_filter(f) for f in filter or ()),
-            rerank=rerank,
-            rerank_top_n=rerank_top_n,
-            min_rerank_score=min_rerank_score,
-            rerank_first_stage_weight=rerank_first_stage_weight,
-            collapse=collapse,
-        )
-        served = None if local else _search_via_server(name, query, options, reranker, verbose)
+        request = search_request(state.settings, flags)
+        served = None
+        if not local:
+            answer = server_answer(request, state.asked)
+            if verbose:
+                print_note(err_console, answer)
+            served = answer.body
         if served is None:
-            result = _engine(reranker=reranker).search(name, query, options)
+            result = _engine(reranker=request.reranker).search(request.collection, query, request.options)
     except HybridSearchError as error:
         _fail(error)
         return
     if served is not None:
-        from .remote import result_from_dict
-
-        for item in served["hits"]:
-            item.pop("source_url", None)  # the API's own addition: the local result has none
-        if as_json:
-            sys.stdout.write(json.dumps(served, ensure_ascii=False, indent=2) + "\n")
-        else:
-            _print_result(result_from_dict(served), explain)
-        return
-    if as_json:
+        print_answer(console, served, as_json=as_json, explain=explain)
+    elif as_json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
     else:
-        _print_result(result, explain)
-
-
-def _search_via_server(
-    name: str, query: str, options: SearchOptions, reranker: RerankConfig | None, verbose: bool
-) -> dict[str, Any] | None:
-    """The answer of a running server of this store to this search, or None
-    (search here) when none runs or it could run another plan."""
-    from . import remote
-
-    record, reason = remote.find_server(_store_config())
-    if record is not None:
-        runtime = _runtime_config()
-        reason = remote.plan_difference(record, device=runtime.device, fp16=runtime.fp16, reranker=reranker) or ""
-    if record is not None and not reason:
-        store = _store_config()
-        try:
-            served = remote.search_via_server(record, name, query, options)
-        except remote.ServerUnreachable as error:
-            reason = f"the serve record of process {record.pid} is stale: {error}"
-        except InputError as error:
-            # The server's operator limits (max k, depth ...) are tighter than
-            # the engine's: a Milvus server can be searched here instead; a
-            # Milvus Lite file is the server's alone, so its refusal stands.
-            if "://" not in store.uri:
-                raise
-            reason = str(error)
-        else:
-            if verbose:
-                err_console.print(f"searched through the server at {record.url} (process {record.pid})", highlight=False, soft_wrap=True)
-            return served
-    if verbose:
-        err_console.print(f"searching in this process: {escape(reason)}", highlight=False, soft_wrap=True)
-    return None
+        print_result(console, result, explain)
 
 
 # --- collections and documents ------------------------------------------------------------
@@ -684,7 +570,9 @@ def profile_write_local(
     console.print(f"wrote model profile {target}: dense {choices['dense'].model}, sparse {choices['sparse'].model}", highlight=False, soft_wrap=True)
 
 
-def main() -> None:
+def main(asked: ServerOutcome | None = None) -> None:
+    """The full command line (``cli_entry.main``, the ``hybrid-search``
+    program, runs it for everything it does not answer itself)."""
     # An application entry point may set library verbosity (importing the
     # package must not): weight-loading bars, grpc keepalive chatter between
     # pymilvus and Milvus Lite during long encodes, and pymilvus's iterator
@@ -698,6 +586,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
     state.entry_point = True
+    state.asked = asked
     run_app(app, "hybrid-search")
 
 

@@ -36,6 +36,8 @@ from .types import FoldedCopy, Hit, PathScore, SearchResult, Snippet
 __all__ = [
     "RECORD_FORMAT",
     "ServeRecord",
+    "ServerAnswer",
+    "ask_server",
     "find_server",
     "record_folder",
     "record_path",
@@ -250,6 +252,48 @@ def search_via_server(record: ServeRecord, collection: str, query: str, options:
         raise ServerUnreachable(f"nothing answered at {record.url} ({getattr(error, 'reason', error)})") from None
     except ValueError as error:
         raise ServerUnreachable(f"the answer from {record.url} is not JSON ({error})") from None
+
+
+@dataclass(frozen=True)
+class ServerAnswer:
+    """The running server's answer to a search (``body``, the API's response),
+    or None and why the search runs in this process instead; ``note`` says
+    which, for ``--verbose``."""
+
+    body: dict[str, Any] | None
+    note: str
+
+
+def ask_server(
+    store: StoreConfig,
+    *,
+    device: str,
+    fp16: bool | None,
+    reranker: RerankConfig | None,
+    collection: str,
+    query: str,
+    options: SearchOptions,
+) -> ServerAnswer:
+    """Send the search to the server recorded for ``store`` when it would run
+    the same plan. Raises the engine's error classes for a refusal that stands."""
+    record, reason = find_server(store)
+    if record is not None:
+        reason = plan_difference(record, device=device, fp16=fp16, reranker=reranker) or ""
+    if record is not None and not reason:
+        try:
+            body = search_via_server(record, collection, query, options)
+        except ServerUnreachable as error:
+            reason = f"the serve record of process {record.pid} is stale: {error}"
+        except InputError as error:
+            # The server's operator limits (max k, depth ...) are tighter than
+            # the engine's: a Milvus server can be searched here instead; a
+            # Milvus Lite file is the server's alone, so its refusal stands.
+            if "://" not in store.uri:
+                raise
+            reason = str(error)
+        else:
+            return ServerAnswer(body, f"searched through the server at {record.url} (process {record.pid})")
+    return ServerAnswer(None, reason)
 
 
 def _server_error(record: ServeRecord, error: urllib.error.HTTPError) -> HybridSearchError:

@@ -42,17 +42,17 @@ with Engine(StoreConfig(uri=path), runtime=RuntimeConfig(device="cpu")) as engin
     engine.index("docs", [Chunk(doc_id=f"d{i}", chunk_index=0, text=t) for i, t in enumerate(texts)])
 """
 
-# Runs the real CLI entry point, then reports which heavy modules it imported.
+# Runs the `hybrid-search` program's entry point, then reports which heavy modules it imported.
 PROBE = """
 import json, sys
-from hybrid_search.cli import main
+from hybrid_search.cli_entry import main
 sys.argv = ["hybrid-search", *json.loads(sys.argv[1])]
 code = 0
 try:
     main()
 except SystemExit as exit_:
     code = exit_.code or 0
-print("LOADED=" + json.dumps([m for m in ("pymilvus", "numpy", "torch", "hybrid_search.engine") if m in sys.modules]), file=sys.stderr)
+print("LOADED=" + json.dumps([m for m in ("pymilvus", "numpy", "torch", "hybrid_search.engine", "typer", "pydantic") if m in sys.modules]), file=sys.stderr)
 sys.exit(code)
 """
 
@@ -139,6 +139,7 @@ def test_cli_searches_go_to_the_running_server_and_give_the_local_hits(store, tm
             done, loaded = _search(store, runtime_dir, args)
             assert "searched through the server at http://127.0.0.1:" in done.stderr, done.stderr[-2000:]
             assert "pymilvus" not in loaded and "numpy" not in loaded and "hybrid_search.engine" not in loaded, loaded
+            assert "typer" not in loaded and "pydantic" not in loaded, loaded  # answered before the full command line loads
             served.append(_hits(done))
         assert served[0] and served[1] and served[2]
         # --local searches in this process: the server holds the Milvus Lite file.

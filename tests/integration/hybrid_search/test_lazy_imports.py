@@ -16,10 +16,10 @@ pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[3]
 HEAVY = ("torch", "sentence_transformers", "transformers", "FlagEmbedding")
 
-# Runs the real CLI entry point, then reports which heavy modules it imported.
+# Runs the `hybrid-search` program's entry point, then reports which heavy modules it imported.
 PROBE = f"""
 import json, sys
-from hybrid_search.cli import main
+from hybrid_search.cli_entry import main
 sys.argv = ["hybrid-search", *json.loads(sys.argv[1])]
 code = 0
 try:
