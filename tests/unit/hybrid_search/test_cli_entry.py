@@ -17,12 +17,18 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import typer.main
 
 from hybrid_search import StoreConfig, cli, cli_entry
-from hybrid_search.cli_entry import GLOBAL_VALUE_OPTIONS, SEARCH_FLAG_OPTIONS, SEARCH_VALUE_OPTIONS, read_search_argv
+from hybrid_search.cli_entry import (
+    GLOBAL_VALUE_OPTIONS,
+    SEARCH_FLAG_OPTIONS,
+    SEARCH_VALUE_OPTIONS,
+    read_search_argv,
+)
 from hybrid_search.cli_search import SearchFlags
 from hybrid_search.remote import write_record
 from hybrid_search.settings import LayeredSettings
@@ -62,7 +68,7 @@ class FakeServer:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_POST(self) -> None:
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append({"path": self.path, **request})
                 body = fake.body
@@ -91,7 +97,7 @@ class FakeServer:
 
 
 class StubEngine:
-    searches: list[tuple] = []
+    searches: ClassVar[list[tuple]] = []
 
     def search(self, name, query, options):
         StubEngine.searches.append((name, query, options))
@@ -348,13 +354,13 @@ def test_the_quick_entry_imports_neither_typer_nor_pydantic_nor_the_engine(env):
     )
     argv = ["--uri", str(tmp_path / "kb.db"), "search", "cats", "-C", "docs", "-v"]
     environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, env=environment, timeout=120)
+    done = subprocess.run([sys.executable, "-c", probe, *argv], check=False, capture_output=True, text=True, env=environment, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "searched through the server" in done.stderr
     assert "LOADED=\n" in done.stderr, done.stderr
     # The same command through the full command line, in its own process, prints the same.
     full = subprocess.run(
-        [sys.executable, "-m", "hybrid_search.cli", *argv], capture_output=True, text=True, env=environment, timeout=120
+        [sys.executable, "-m", "hybrid_search.cli", *argv], check=False, capture_output=True, text=True, env=environment, timeout=120
     )
     assert (full.returncode, full.stdout) == (0, done.stdout)
     assert full.stderr == done.stderr.replace("LOADED=\n", "")
