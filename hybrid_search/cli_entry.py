@@ -19,9 +19,11 @@ server is never asked twice.
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from .cli_search import ServerOutcome
@@ -174,9 +176,24 @@ def main() -> None:
     asked = None
     parsed = read_search_argv(sys.argv[1:])
     if parsed is not None:
-        answered, asked = _search_through_server(*parsed)
+        try:
+            answered, asked = _search_through_server(*parsed)
+        except KeyboardInterrupt:
+            sys.exit(130)  # as the full command line ends on Ctrl-C: quietly, 130
+        except BrokenPipeError:
+            _reader_gone()
         if answered:
             return
     from .cli import main as full_command_line
 
     full_command_line(asked=asked)
+
+
+def _reader_gone() -> NoReturn:
+    """The output's reader went away (``| head``): exit 1 quietly, as the full
+    command line does, with stdout on devnull so the final flush cannot fail."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
+    sys.exit(1)

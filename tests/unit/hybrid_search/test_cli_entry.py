@@ -364,3 +364,51 @@ def test_the_quick_entry_imports_neither_typer_nor_pydantic_nor_the_engine(env):
     )
     assert (full.returncode, full.stdout) == (0, done.stdout)
     assert full.stderr == done.stderr.replace("LOADED=\n", "")
+
+
+class _GoneReader:
+    """A stdout whose reader has gone (``| head`` after one line); its file
+    descriptor is a devnull one, which what ends on a broken pipe may replace."""
+
+    def __init__(self) -> None:
+        self.fd = os.open(os.devnull, os.O_WRONLY)
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.fd
+
+
+@pytest.mark.parametrize("output", [[], ["--json"]])
+def test_a_reader_that_goes_away_ends_both_paths_alike(env, output, capsys, monkeypatch):
+    tmp_path, server = env
+    _record(tmp_path, server.port)
+    argv = ["--uri", str(tmp_path / "kb.db"), "search", "cats", "-C", "docs", *output]
+    codes = []
+    for entry in (cli_entry.main, cli.main):
+        gone = _GoneReader()
+        monkeypatch.setattr(sys, "stdout", gone)
+        try:
+            codes.append(_run(entry, argv, capsys, monkeypatch)[0])
+        finally:
+            os.close(gone.fd)
+    assert codes == [1, 1]
+
+
+def test_ctrl_c_ends_both_paths_alike(env, capsys, monkeypatch):
+    tmp_path, server = env
+    _record(tmp_path, server.port)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("hybrid_search.cli_search.ask_server", interrupted)
+    quick, full, _, _ = _both(tmp_path, server, ["search", "cats", "-C", "docs"], capsys, monkeypatch)
+    assert quick == full == (130, "", "")
