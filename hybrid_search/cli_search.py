@@ -88,6 +88,7 @@ def collection_name(settings: LayeredSettings, flag: str | None) -> str:
 
 def search_request(settings: LayeredSettings, flags: SearchFlags) -> SearchRequest:
     s = settings
+    name = collection_name(s, flags.collection)
     # A reranker is configured only when a model is named; whether to rerank
     # (and the error for --rerank without one) is the engine's decision.
     reranker = None
@@ -111,7 +112,7 @@ def search_request(settings: LayeredSettings, flags: SearchFlags) -> SearchReque
         collapse=flags.collapse,
     )
     return SearchRequest(
-        collection=collection_name(s, flags.collection),
+        collection=name,
         query=flags.query,
         options=options,
         reranker=reranker,

@@ -224,12 +224,21 @@ def test_a_search_the_server_does_not_answer_runs_here_as_before(env, case, caps
     assert len(StubEngine.searches) == (0 if case == "unplain spelling" else 2)
 
 
-def test_a_config_error_is_reported_by_the_full_command_line(env, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--config", "missing.toml", "search", "cats", "-C", "docs"], "missing.toml"),
+        (["search", "cats", "--fusion", "nonsense"], "name a collection"),  # the first problem is named, as before
+        (["search", "cats", "-C", "docs", "--weights", "bm25"], "--weights"),
+        (["search", "cats", "-C", "docs", "-f", "page"], "page"),
+    ],
+)
+def test_bad_input_is_reported_by_the_full_command_line(env, argv, message, capsys, monkeypatch):
     tmp_path, server = env
     _record(tmp_path, server.port)
-    argv = ["--config", str(tmp_path / "missing.toml"), "search", "cats", "-C", "docs"]
+    monkeypatch.chdir(tmp_path)
     quick, full, quick_requests, full_requests = _both(tmp_path, server, argv, capsys, monkeypatch)
-    assert quick == full and quick[0] == 2 and "missing.toml" in quick[2]
+    assert quick == full and quick[0] == 2 and message in quick[2], quick
     assert quick_requests == full_requests == 0
 
 
