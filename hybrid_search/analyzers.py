@@ -52,6 +52,9 @@ _WORD = re.compile(rf"[{_HAN}]|[^\W{_HAN}]+", re.UNICODE)
 _APOSTROPHES = "'\u2019\u02bc"
 # Version 2: apostrophes between word characters stay inside the word.
 _WORD_V2 = re.compile(rf"[{_HAN}]|[^\W{_HAN}]+(?:[{_APOSTROPHES}][^\W{_HAN}]+)*", re.UNICODE)
+# _WORD_V2 on ASCII text (no Han, one apostrophe): a plain character class up
+# front lets the regex engine skip to word starts, twice as fast.
+_ASCII_WORD_V2 = re.compile(r"[A-Za-z0-9_]+(?:'[A-Za-z0-9_]+)*")
 # Clitics dropped from the end of a word (lower case, after the apostrophe).
 CLITICS = frozenset({"s", "ll", "re", "ve", "d", "m"})
 # jieba splits at the apostrophe, so "don't" arrives as don + t there.
@@ -79,6 +82,7 @@ class Analyzer:
         # The same chunks come back as hits query after query, and analysing a
         # chunk (jieba above all) costs far more than the search itself.
         self._surface_pairs = lru_cache(maxsize=_CACHED_TEXTS)(self._distinct_surface_pairs)
+        self._word_pair = lru_cache(maxsize=1 << 18)(self._analysed_word)
 
     @cached_property
     def _stemmer(self):  # noqa: ANN202 - snowballstemmer has no types
@@ -169,7 +173,24 @@ class Analyzer:
         return tuple(seen)
 
     def _distinct_surface_pairs(self, text: str) -> tuple[tuple[str, str], ...]:
-        pairs: dict[tuple[str, str], None] = {}
-        for term, start, end in self.term_spans(text):
-            pairs.setdefault((term, text[start:end]), None)
-        return tuple(pairs)
+        """The distinct (term, surface) pairs of ``text`` in order of first
+        occurrence: those of ``term_spans``."""
+        if self.config.language == "zh":
+            return tuple(dict.fromkeys((term, text[start:end]) for term, start, end in self.term_spans(text)))
+        # Outside jieba a word's (term, surface) depends on the word alone, so
+        # each distinct word is analysed once (and cached across texts), with no
+        # Python loop over the text's words: 3-4x faster than term_spans.
+        if self.config.version == 1:
+            words = _WORD.findall(text)
+        else:
+            words = (_ASCII_WORD_V2 if text.isascii() else _WORD_V2).findall(text)
+        return tuple(dict.fromkeys(filter(None, map(self._word_pair, dict.fromkeys(words)))))
+
+    def _analysed_word(self, word: str) -> tuple[str, str] | None:
+        """(term, surface) of one word as ``term_spans`` matches it (not jieba)."""
+        if self.config.version != 1 and any(ch in _APOSTROPHES for ch in word):
+            for term, start, end in self._apostrophe_word(word, 0):
+                return term, word[start:end]
+            return None
+        term = self._normalise(word)
+        return None if term is None else (term, word)

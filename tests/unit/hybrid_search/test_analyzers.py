@@ -1,3 +1,5 @@
+import random
+
 import pytest
 
 from hybrid_search.analyzers import Analyzer
@@ -114,3 +116,34 @@ def test_version_1_keeps_its_rules():
 def test_unknown_analyzer_versions_are_refused(version):
     with pytest.raises(ConfigError, match="version"):
         AnalyzerConfig(version=version)
+
+
+# Words, clitics and apostrophes of all three kinds, stopwords, Han, full-width
+# and accented letters, digits, a word longer than a term may be, separators.
+_PIECES = [
+    "NVIDIA", "nvidia", "Data", "the", "THE", "running", "runs", "'s", "'ll", "n't", "'", "\u2019", "\u02bc",
+    "don", "O", "Brien", "向", "量", "库", "Ｆｕｌｌ", "ÉTÉ", "x²", "_id", "2023", "a" * 70, " ", " ", ", ", ".", "-", "\n",
+]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        AnalyzerConfig(),
+        AnalyzerConfig(stopwords=False, stem=False),
+        AnalyzerConfig(version=1),
+    ],
+    ids=["v2", "v2-plain", "v1"],
+)
+def test_distinct_surface_pairs_are_those_of_the_term_spans(config):
+    analyzer = Analyzer(config)
+    rng = random.Random(11)
+    for _ in range(1500):
+        text = "".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 25)))
+        expected = tuple(dict.fromkeys((term, text[start:end]) for term, start, end in analyzer.term_spans(text)))
+        assert analyzer._distinct_surface_pairs(text) == expected, text
+        query = {term for term, _ in expected if rng.random() < 0.5}
+        assert analyzer.matched_surfaces(text, query) == tuple(
+            dict.fromkeys(surface for term, surface in expected if term in query)
+        )
+
