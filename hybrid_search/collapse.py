@@ -22,12 +22,15 @@ retrieved candidates, and the other duplicates ranked above the last hit.
 Cost: the words and 3-grams of the candidates up to the k-th kept hit, and a
 set intersection with each kept hit whose 3-gram count could reach the
 threshold (Jaccard similarity is at most the smaller set's size over the
-larger's); an inverted index from 3-gram to kept hit cost more, as common
-3-grams ("as well as") list every kept hit.
+larger's), found by bisecting the kept hits sorted by 3-gram count; an
+inverted index from 3-gram to kept hit cost more, as common 3-grams ("as
+well as") list every kept hit.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 import re
 import string
 import unicodedata
@@ -103,7 +106,7 @@ def collapse_duplicates(
     result = Collapsed()
     by_text: dict[str, str] = {}  # exact text -> kept id (a dict lookup: no tokenising)
     by_words: dict[tuple[str, ...], str] = {}  # word sequence -> kept id
-    kept_shingles: list[tuple[str, frozenset[tuple[str, ...]]]] = []  # in kept order
+    kept_shingles: list[tuple[int, int, str, frozenset[tuple[str, ...]]]] = []  # (3-gram count, place, id, 3-grams), sorted
     for cid, score in ranked:
         text = text_of(cid)
         same = by_text.get(text)
@@ -127,29 +130,31 @@ def collapse_duplicates(
         result.folded[cid] = []
         by_text[text] = cid
         by_words[words] = cid
-        kept_shingles.append((cid, grams))
+        bisect.insort(kept_shingles, (len(grams), len(kept_shingles), cid, grams))
     return result
 
 
 def _most_similar(
     grams: frozenset[tuple[str, ...]],
-    kept_shingles: Sequence[tuple[str, frozenset[tuple[str, ...]]]],
+    kept_shingles: Sequence[tuple[int, int, str, frozenset[tuple[str, ...]]]],
     threshold: float,
 ) -> tuple[str, float] | None:
     """The kept id with the highest Jaccard similarity to ``grams`` (the
     better-ranked on ties) among those whose size lets it reach ``threshold``,
     or None when none of those shares a 3-gram. Whenever some kept hit reaches
     the threshold this is the most similar of all kept hits."""
-    best: tuple[str, float] | None = None
     size = len(grams)
-    for cid, other in kept_shingles:
-        # Jaccard <= smaller / larger set size; the margin keeps a pair whose
-        # float similarity might round up to the threshold.
-        if min(size, len(other)) < threshold * max(size, len(other)) * (1 - 1e-9):
-            continue
+    # Jaccard <= smaller / larger set size: only kept hits with threshold * size
+    # to size / threshold 3-grams can reach the threshold (the margin keeps a
+    # pair whose float similarity might round up to it).
+    low = bisect.bisect_left(kept_shingles, (threshold * size * (1 - 1e-9),))
+    high = bisect.bisect_right(kept_shingles, (size / threshold * (1 + 1e-9), math.inf))
+    best: tuple[str, float] | None = None
+    best_place = 0
+    for other_size, place, cid, other in kept_shingles[low:high]:
         overlap = len(grams & other)
         if overlap:
-            similarity = overlap / (size + len(other) - overlap)
-            if best is None or similarity > best[1]:
-                best = (cid, similarity)
+            similarity = overlap / (size + other_size - overlap)
+            if best is None or similarity > best[1] or (similarity == best[1] and place < best_place):
+                best, best_place = (cid, similarity), place
     return best

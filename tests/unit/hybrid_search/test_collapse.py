@@ -179,3 +179,14 @@ def test_collapse_agrees_with_the_inverted_index_version(seed):
         threshold = rng.choice((NEAR_DUPLICATE_JACCARD, 0.5, 0.8, 0.9, 1.0, 0.1))
         result = collapse_duplicates(ranked, texts.__getitem__, k, threshold=threshold)
         assert (result.kept, result.folded) == _indexed_collapse(ranked, texts.__getitem__, k, threshold)
+
+
+@pytest.mark.parametrize("longer_first", [True, False])
+def test_a_similarity_exactly_at_the_threshold_folds_whichever_text_is_longer(longer_first):
+    # 17 of 19 3-grams shared: the shorter text's 3-grams are all in the longer one.
+    short, long = " ".join(f"w{i}" for i in range(19)), " ".join(f"w{i}" for i in range(21))
+    first, second = (long, short) if longer_first else (short, long)
+    result = _collapse({"first": first, "second": second}, k=5, threshold=17 / 19)
+    assert [cid for cid, _ in result.kept] == ["first"]
+    assert result.folded["first"] == [("second", 17 / 19)]
+    assert [cid for cid, _ in _collapse({"first": first, "second": second}, k=5, threshold=0.9).kept] == ["first", "second"]
