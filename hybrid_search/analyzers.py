@@ -63,6 +63,11 @@ _JIEBA_CLITICS = CLITICS | {"t"}
 _MAX_TERM_CHARS = 64
 
 
+def _has_apostrophe(text: str) -> bool:
+    # One substring search per apostrophe kind, not a step per character.
+    return any(apostrophe in text for apostrophe in _APOSTROPHES)
+
+
 # Hit texts whose distinct (term, surface) pairs are kept for highlighting
 # (a few hundred short strings each).
 _CACHED_TEXTS = 2048
@@ -188,7 +193,7 @@ class Analyzer:
 
     def _analysed_word(self, word: str) -> tuple[str, str] | None:
         """(term, surface) of one word as ``term_spans`` matches it (not jieba)."""
-        if self.config.version != 1 and any(ch in _APOSTROPHES for ch in word):
+        if self.config.version != 1 and _has_apostrophe(word):
             for term, start, end in self._apostrophe_word(word, 0):
                 return term, word[start:end]
             return None
