@@ -36,11 +36,14 @@ from .report import environment, machine_line, markdown_table, write_json, write
 __all__ = ["CONDITIONS", "overhead_markdown", "run_overhead", "time_alternating"]
 
 # (label, k, highlight, collapse): the plain retrieval the criterion is about,
-# then what highlighting and collapsing (asked per query) add.
+# then what highlighting and collapsing (asked per query) add, together and
+# each alone (after the defaults, so that run is measured as it always was).
 CONDITIONS: tuple[tuple[str, int, bool, bool], ...] = (
     ("k=10", 10, False, False),
     ("k=100", 100, False, False),
     ("k=10, highlight + collapse (CLI/API defaults)", 10, True, True),
+    ("k=10, highlight only", 10, True, False),
+    ("k=10, collapse only", 10, False, True),
 )
 
 
