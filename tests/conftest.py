@@ -34,6 +34,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # once, at import time, so it must be in place before any test module
     # (or library) is imported.
     os.environ.update(OFFLINE_ENV)
+    # One math thread per process: the tiny models gain nothing from more, and
+    # the suite runs two pytest-xdist workers (plus their Milvus Lite servers
+    # and CLI subprocesses, which inherit this) on two cores. Set before torch
+    # is imported, which reads it once.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     # A developer's model profile (~/.config/hybrid-search/models.toml, written
     # by scripts/setup.sh) must not change what the tests see; profile tests
     # set this variable themselves.
@@ -73,5 +78,11 @@ def no_hybrid_search_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
     """Paths of tiny random BERT models (dense / m3 / splade / cross-encoder),
-    built once per test session.  See ``tests/tiny_models.py``."""
+    built once per test session.  See ``tests/tiny_models.py``.
+
+    Under pytest-xdist every worker has its own temporary folder inside the
+    session's: the models go in that shared parent, so the first worker builds
+    them (~20 s) and the others wait on the build's file lock and reuse them."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return build_tiny_models(tmp_path_factory.getbasetemp().parent / "tiny-models")
     return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
