@@ -115,6 +115,9 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setattr(cli.state, "entry_point", False)
     monkeypatch.setattr(cli.state, "asked", None)
     monkeypatch.setattr(cli.state, "settings", LayeredSettings())
+    # rich quiets a console for good when its reader goes away: restored here,
+    # or every later CLI test in this process would print nothing to stdout.
+    monkeypatch.setattr(cli.console, "quiet", False)
     monkeypatch.setattr(cli, "_engine", lambda reranker=None, batch_size=None: StubEngine())
     StubEngine.searches = []
     server = FakeServer()
