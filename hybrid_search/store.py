@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -92,8 +94,6 @@ class MilvusStore:
         timeout_s: float = 60.0,
         dense_index: str = "auto",
     ) -> None:
-        from pymilvus import MilvusClient
-
         self.uri = uri
         self.is_lite = "://" not in uri
         self.dense_index = ("FLAT" if self.is_lite else "HNSW") if dense_index == "auto" else dense_index
@@ -115,7 +115,7 @@ class MilvusStore:
         self.restarts = 0
         self.unrecoverable: str | None = None
         try:
-            self.client = MilvusClient(**kwargs)
+            self.client = self._connect()
         except Exception as error:  # noqa: BLE001
             raise StoreUnavailableError(
                 f"cannot open Milvus at {uri!r}: {error}. For Milvus Lite give a writable file path ending in .db; "
@@ -159,6 +159,27 @@ class MilvusStore:
             except Exception as error:  # noqa: BLE001
                 raise _wrap(error, action) from error
 
+    def _connect(self) -> Any:
+        """A client of the store. pymilvus starts a Milvus Lite child, gives it
+        0.5 s, then connects once without waiting for its socket: on a busy
+        machine the socket may come later. Then wait for it while the child
+        lives (up to ``timeout_s``) and connect again."""
+        from pymilvus import MilvusClient
+
+        try:
+            return MilvusClient(**self._client_kwargs)
+        except Exception:
+            server = self._lite_server()
+            if server is None or server._p is None:
+                raise
+            socket_path = server.uds_path.removeprefix("unix:")
+            deadline = time.monotonic() + self.timeout_s
+            while not os.path.exists(socket_path) and server._p.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not os.path.exists(socket_path):
+                raise
+        return MilvusClient(**self._client_kwargs)
+
     def _lite_server(self) -> Any:
         if not self.is_lite:
             return None
@@ -177,7 +198,6 @@ class MilvusStore:
         if not self.is_lite:
             return False
         from milvus_lite.server_manager import server_manager_instance
-        from pymilvus import MilvusClient
 
         server = self._lite_server()
         dead = server is None or server._p is None or server._p.poll() is not None
@@ -194,7 +214,7 @@ class MilvusStore:
         except Exception:  # noqa: BLE001, S110 - the old channel is dead anyway
             pass
         try:
-            self.client = MilvusClient(**self._client_kwargs)
+            self.client = self._connect()
         except Exception as error:  # noqa: BLE001
             self.unrecoverable = f"Milvus Lite could not be restarted on {self.uri}: {error}"
             raise StoreUnavailableError(self.unrecoverable) from error

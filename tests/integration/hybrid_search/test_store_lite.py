@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,23 @@ def test_lite_store_disables_keepalive_pings(tmp_path):
     handler_options = dict(store.client._handler._grpc_options)
     for key, value in LITE_GRPC_OPTIONS.items():
         assert handler_options[key] == value
+
+
+def test_a_lite_child_slow_to_open_its_socket_is_waited_for(tmp_path, monkeypatch):
+    # pymilvus gives the child 0.5 s, then connects once: on a busy machine
+    # (two test workers on two cores) its socket could come later and the
+    # open failed. The child here starts 2 s late.
+    import milvus_lite.server as lite
+
+    real = Path(lite.BIN_PATH)
+    late = tmp_path / "bin"
+    late.mkdir()
+    (late / "milvus").write_text(f'#!/bin/sh\nsleep 2\nLD_LIBRARY_PATH="{real}" exec "{real / "milvus"}" "$@"\n')
+    (late / "milvus").chmod(0o755)
+    monkeypatch.setenv("BIN_PATH", str(late))
+    store = MilvusStore(str(tmp_path / "late.db"), timeout_s=30)
+    assert store.list_collections() == []
+    store.close()
 
 
 @pytest.mark.slow
