@@ -312,19 +312,17 @@ class QueryBatcher:
     threads take turns driving the model.
 
     Other model work (document batches) goes through :meth:`exclusive`, never
-    at the same time as a query batch (tokenizers are not thread-safe), in
-    turns of at most ``documents_per_turn`` texts (EncoderSet.encode_documents
-    splits a batch). The model's time is shared, not its turns: while searches
-    are active (a query waits, or one arrived or was answered in the last
-    ``active_window_s``), document work gets at most ``documents_share`` of the
-    wall time (a turn that took D seconds is followed by D * (1 - share) /
-    share seconds without document work), and all of it when no one searches.
-    So indexing keeps progressing under any search load, and a search waits
-    behind at most one document turn. The window matters because searches
-    under load spend most of their time outside the model (store calls, hit
-    assembly, HTTP): checking only "does a query wait right now" let documents
-    take over half the model time in the load benchmark, and searches queued
-    behind each document batch.
+    at the same time as a query batch (tokenizers are not thread-safe). The
+    model's time is shared, not its turns: while searches are active (a query
+    waits, or one arrived or was answered in the last ``active_window_s``),
+    document work gets at most ``documents_share`` of the wall time (a document
+    batch that took D seconds is followed by D * (1 - share) / share seconds
+    without document work), and all of it when no one searches. So indexing keeps progressing
+    under any search load, and a search waits behind at most one document
+    batch. The window matters because searches under load spend most of their
+    time outside the model (store calls, hit assembly, HTTP): checking only
+    "does a query wait right now" let documents take over half the model time
+    in the load benchmark, and searches queued behind each document batch.
     """
 
     def __init__(
@@ -335,7 +333,6 @@ class QueryBatcher:
         max_wait_s: float = 0.002,
         documents_share: float = 0.2,
         active_window_s: float = 1.0,
-        documents_per_turn: int = 2,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_batch < 1:
@@ -346,10 +343,6 @@ class QueryBatcher:
             raise ValueError(f"documents_share must lie in (0, 1]; got {documents_share}")
         if active_window_s < 0:
             raise ValueError(f"active_window_s must be >= 0; got {active_window_s}")
-        if documents_per_turn < 1:
-            raise ValueError(f"documents_per_turn must be >= 1; got {documents_per_turn}")
-        #: Texts a document batch encodes per hold of the model (see EncoderSet.encode_documents).
-        self.documents_per_turn = documents_per_turn
         self._encode = encode
         self._queries_per_document_second = (1.0 - documents_share) / documents_share
         self.max_batch = max_batch
@@ -536,24 +529,9 @@ class EncoderSet:
         return self._encode(texts, queries=True, dense=dense, sparse=sparse)
 
     def encode_documents(self, texts: Sequence[str]) -> EncodedTexts:
-        if self.query_batcher is None:
-            return self._encode(texts, queries=False)
-        # Beside concurrent searches, documents take the model in short turns:
-        # a search then waits behind a few texts' encode, not a whole batch's
-        # (4 long chunks held it for 0.6 s on 2 cores in the load benchmark).
-        turn = self.query_batcher.documents_per_turn
-        parts = [
-            self.query_batcher.exclusive(lambda part=texts[start : start + turn]: self._encode(part, queries=False))
-            for start in range(0, len(texts), turn)
-        ]
-        if len(parts) == 1:
-            return parts[0]
-        dense = [part[0] for part in parts]
-        sparse = [part[1] for part in parts]
-        return (
-            np.concatenate(dense) if dense[0] is not None else None,
-            [vector for part in sparse for vector in part] if sparse[0] is not None else None,
-        )
+        if self.query_batcher is not None:
+            return self.query_batcher.exclusive(lambda: self._encode(texts, queries=False))
+        return self._encode(texts, queries=False)
 
     def token_counter(self) -> Callable[[str], int] | None:
         """Counts tokens with the encoder's own tokenizer (for chunk budgets)."""

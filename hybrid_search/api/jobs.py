@@ -37,9 +37,8 @@ __all__ = ["Job", "JobManager", "chunker_available", "files_work", "records_work
 
 log = logging.getLogger("hybrid_search.api")
 
-# Chunks per Engine.index call, i.e. per hold of the job gate. With query
-# micro-batching on, the encoders split it further into turns of a few texts
-# (QueryBatcher.documents_per_turn), so a search waits behind one turn at most.
+# Chunks per Engine.index call, i.e. per hold of the model gate: a search that
+# arrives during a job waits for at most one such batch to encode.
 _BATCH_CHUNKS = 4
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\f\v\u3000\xa0]*\n\s*")
