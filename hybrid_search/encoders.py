@@ -407,9 +407,11 @@ class QueryBatcher:
             self._cond.wait(remaining)
         batch = self._take_batch()
         self._cond.release()
+        started = self._clock()
         try:
             self._run(batch)
         finally:
+            elapsed = self._clock() - started
             self._cond.acquire()
             self._busy = False
             # Its callers come back with their next searches shortly: count
