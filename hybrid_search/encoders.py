@@ -313,16 +313,12 @@ class QueryBatcher:
 
     Other model work (document batches) goes through :meth:`exclusive`, never
     at the same time as a query batch (tokenizers are not thread-safe). The
-    model's time is shared, not its turns: while searches are active (a query
-    waits, or one arrived or was answered in the last ``active_window_s``),
-    document work gets at most ``documents_share`` of the wall time (a document
-    batch that took D seconds is followed by D * (1 - share) / share seconds
-    without document work), and all of it when no one searches. So indexing keeps progressing
-    under any search load, and a search waits behind at most one document
-    batch. The window matters because searches under load spend most of their
-    time outside the model (store calls, hit assembly, HTTP): checking only
-    "does a query wait right now" let documents take over half the model time
-    in the load benchmark, and searches queued behind each document batch.
+    model's time is shared, not its turns: while queries wait, document work
+    gets at most ``documents_share`` of the model time (a document batch that
+    took D seconds is followed by D * (1 - share) / share seconds of query
+    batches before the next one), and all of it when no query waits. So
+    indexing keeps progressing under any search load, and a search waits
+    behind at most one document batch.
     """
 
     def __init__(
@@ -332,7 +328,6 @@ class QueryBatcher:
         max_batch: int = 32,
         max_wait_s: float = 0.002,
         documents_share: float = 0.2,
-        active_window_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_batch < 1:
@@ -341,8 +336,6 @@ class QueryBatcher:
             raise ValueError(f"max_wait_s must be >= 0; got {max_wait_s}")
         if not 0.0 < documents_share <= 1.0:
             raise ValueError(f"documents_share must lie in (0, 1]; got {documents_share}")
-        if active_window_s < 0:
-            raise ValueError(f"active_window_s must be >= 0; got {active_window_s}")
         self._encode = encode
         self._queries_per_document_second = (1.0 - documents_share) / documents_share
         self.max_batch = max_batch
@@ -352,10 +345,8 @@ class QueryBatcher:
         self._queue: deque[_PendingQuery] = deque()
         self._busy = False
         self._exclusive_waiting = 0
-        self.active_window_s = active_window_s
-        # While searches are active, no document batch starts before this time.
-        self._documents_resume_at = float("-inf")
-        self._last_query_at = float("-inf")
+        # Model seconds owed to queries since the last document batch.
+        self._owed_to_queries = 0.0
         #: Model calls made for queries, and the queries they carried (for metrics and tests).
         self.batches = 0
         self.queries = 0
@@ -365,10 +356,9 @@ class QueryBatcher:
         item = _PendingQuery(list(texts), outputs, self._clock())
         with self._cond:
             self._queue.append(item)
-            self._last_query_at = item.arrived
             self._cond.notify_all()  # a leader gathering a batch may now have a full one
             while not item.done:
-                if self._busy or (self._exclusive_waiting and self._clock() >= self._documents_resume_at):
+                if self._busy or (self._exclusive_waiting and self._owed_to_queries <= 0):
                     self._cond.wait()
                 else:
                     self._lead()
@@ -414,9 +404,7 @@ class QueryBatcher:
             elapsed = self._clock() - started
             self._cond.acquire()
             self._busy = False
-            # Its callers come back with their next searches shortly: count
-            # them as active from the batch's end, not only from their arrival.
-            self._last_query_at = self._clock()
+            self._owed_to_queries -= elapsed
             self.batches += 1
             self.queries += len(batch)
             self._cond.notify_all()
@@ -444,11 +432,8 @@ class QueryBatcher:
         with self._cond:
             self._exclusive_waiting += 1
             try:
-                while True:
-                    must_wait, timeout = self._documents_must_wait()
-                    if not must_wait:
-                        break
-                    self._cond.wait(timeout)
+                while self._busy or (self._queue and self._owed_to_queries > 0):
+                    self._cond.wait()
             finally:
                 self._exclusive_waiting -= 1
             self._busy = True
@@ -459,24 +444,8 @@ class QueryBatcher:
             elapsed = self._clock() - started
             with self._cond:
                 self._busy = False
-                self._documents_resume_at = self._clock() + elapsed * self._queries_per_document_second
+                self._owed_to_queries = elapsed * self._queries_per_document_second
                 self._cond.notify_all()
-
-    def _documents_must_wait(self) -> tuple[bool, float | None]:
-        """Whether a document batch must wait now, and at most how long before
-        looking again (None: until woken; a batch ending wakes the waiters)."""
-        if self._busy:
-            return True, None
-        now = self._clock()
-        until_resume = self._documents_resume_at - now
-        if until_resume <= 0:
-            return False, None
-        if self._queue:
-            return True, until_resume
-        until_quiet = self._last_query_at + self.active_window_s - now
-        if until_quiet <= 0:
-            return False, None  # no one is searching: documents get the whole model
-        return True, min(until_resume, until_quiet)
 
 
 @dataclass

@@ -235,60 +235,6 @@ def test_document_work_never_overlaps_queries_and_gets_its_share_of_model_time(s
     assert not fake.overlapped
 
 
-def test_document_work_waits_while_searches_are_active_even_with_no_query_queued():
-    """Under load, searches spend most of their time outside the model: a
-    document batch must not take the model just because no query is queued at
-    that instant (seen in the load benchmark: documents took over half the model
-    time and searches queued behind them)."""
-    clock = FakeClock()
-    ran: list[float] = []
-
-    def documents():
-        ran.append(clock.now)
-        clock.now += 2.0
-        return None, [{}]
-
-    batcher = QueryBatcher(FakeEncoder(), max_batch=4, max_wait_s=0.0, documents_share=0.2, active_window_s=0.5, clock=clock)
-    batcher.exclusive(documents)  # t=0..2: nobody searches, so it goes at once; 8 s for searches follow
-    clock.now = 2.2
-    batcher.encode(["a search"])  # a search at t=2.2 and nothing queued after it
-    clock.now = 2.4
-    waiting = threading.Thread(target=lambda: batcher.exclusive(documents))
-    waiting.start()
-    wait_until(lambda: batcher._exclusive_waiting == 1)
-    time.sleep(0.1)
-    assert ran == [0.0]  # searches were active 0.2 s ago: the document batch waits
-    clock.now = 2.8  # 0.6 s without a search: no one is searching any more
-    waiting.join(10)
-    assert ran == [0.0, 2.8]
-
-
-def test_document_work_resumes_once_its_share_of_time_has_passed_under_steady_search():
-    clock = FakeClock()
-    ran: list[float] = []
-
-    def documents():
-        ran.append(clock.now)
-        clock.now += 1.0
-        return None, [{}]
-
-    # share 0.5: a 1 s document batch is followed by 1 s without document work.
-    batcher = QueryBatcher(FakeEncoder(), max_batch=4, max_wait_s=0.0, documents_share=0.5, active_window_s=100.0, clock=clock)
-    batcher.encode(["a search"])
-    batcher.exclusive(documents)  # t=0..1
-    clock.now = 1.5
-    batcher.encode(["another"])
-    waiting = threading.Thread(target=lambda: batcher.exclusive(documents))
-    waiting.start()
-    wait_until(lambda: batcher._exclusive_waiting == 1)
-    time.sleep(0.1)
-    assert ran == [0.0]
-    clock.now = 2.0
-    batcher.encode(["a third"])  # a query batch ending wakes the waiting document batch
-    waiting.join(10)
-    assert ran == [0.0, 2.0]
-
-
 def test_document_work_goes_at_once_when_no_query_waits():
     fake = FakeEncoder()
     batcher = QueryBatcher(fake, max_batch=4, max_wait_s=0.0, documents_share=0.01)
@@ -303,8 +249,6 @@ def test_bad_bounds_are_refused():
     for share in (0.0, 1.5):
         with pytest.raises(ValueError, match="documents_share"):
             QueryBatcher(FakeEncoder(), documents_share=share)
-    with pytest.raises(ValueError, match="active_window_s"):
-        QueryBatcher(FakeEncoder(), active_window_s=-1.0)
 
 
 def test_only_queries_asking_for_the_same_outputs_share_a_call():
