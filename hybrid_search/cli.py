@@ -122,16 +122,6 @@ def _runtime_config(batch_size: int | None = None) -> RuntimeConfig:
     return state.settings.runtime_config(batch_size=batch_size)
 
 
-def _rerank_config(
-    model: str | None,
-    kind: str | None,
-    top_n: int | None,
-    min_score: float | None,
-    first_stage_weight: float | None,
-) -> RerankConfig:
-    return state.settings.rerank_config(model, kind, top_n, min_score, first_stage_weight)
-
-
 def _collection_name(flag: str | None) -> str:
     return collection_name(state.settings, flag)
 

@@ -121,7 +121,7 @@ def test_cli_defaults_come_from_the_profile_and_named_models_win(config_home, mo
     monkeypatch.setenv("HYBRID_SEARCH_SPARSE_MODEL", "my/sparse")
     assert _new_config().sparse.model == "my/sparse"
     # the reranker keeps the hub default (no local reranker in the profile)
-    assert cli._rerank_config(None, None, None, None, None).model == DEFAULT_RERANK_MODEL
+    assert cli.state.settings.rerank_config().model == DEFAULT_RERANK_MODEL
 
 
 def test_write_local_command_keeps_an_existing_profile(config_home, models_dir):
