@@ -239,6 +239,11 @@ class M3Sparse:
         return self.m3.encode(texts, dense=False, sparse=True)[1]  # type: ignore[return-value]
 
 
+# Texts per sentence-transformers call in SpladeSparse: their dense output rows
+# (texts x 30k vocabulary floats) stay under ~64 MB.
+_SPARSE_ROWS_PER_CALL = 512
+
+
 class SpladeSparse:
     def __init__(self, config: SparseEncoderConfig, runtime: RuntimeConfig) -> None:
         from sentence_transformers import SparseEncoder as STSparseEncoder
@@ -260,20 +265,29 @@ class SpladeSparse:
 
     @staticmethod
     def _to_dicts(matrix: Any) -> list[SparseVector]:
-        matrix = matrix.coalesce()
-        indices = matrix.indices().cpu().numpy()
-        values = matrix.values().float().cpu().numpy()
-        rows: list[SparseVector] = [{} for _ in range(matrix.shape[0])]
-        for row, column, value in zip(indices[0], indices[1], values):
-            if value > 0:
-                rows[int(row)][int(column)] = float(value)
-        return rows
+        """Rows of a dense (texts x vocabulary) tensor as {token: weight}, positive weights only."""
+        rows = matrix.float().cpu().numpy()
+        vectors: list[SparseVector] = []
+        for row in rows:
+            columns = np.flatnonzero(row > 0)
+            vectors.append(dict(zip(columns.tolist(), row[columns].tolist(), strict=True)))
+        return vectors
 
     def _encode(self, texts: Sequence[str], method: Callable[..., Any]) -> list[SparseVector]:
-        if not texts:
-            return []
-        matrix = method(list(texts), batch_size=self.runtime.batch_size, convert_to_tensor=True, convert_to_sparse_tensor=True, show_progress_bar=False)
-        return self._to_dicts(matrix)
+        # Dense rows read with numpy, not sentence-transformers' sparse tensors
+        # (to_sparse per row, stack, coalesce, then a Python loop per weight):
+        # less fixed cost per query. Slices bound the dense rows' memory.
+        vectors: list[SparseVector] = []
+        for start in range(0, len(texts), _SPARSE_ROWS_PER_CALL):
+            matrix = method(
+                list(texts[start : start + _SPARSE_ROWS_PER_CALL]),
+                batch_size=self.runtime.batch_size,
+                convert_to_tensor=True,
+                convert_to_sparse_tensor=False,
+                show_progress_bar=False,
+            )
+            vectors.extend(self._to_dicts(matrix))
+        return vectors
 
     def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
         return self._encode(texts, self.model.encode_query)

@@ -4,6 +4,8 @@ whose vectors stray from its recorded probe."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import shutil
 
 import numpy as np
@@ -83,11 +85,27 @@ def test_a_changed_model_is_exported_again(models, tmp_path):
 
 
 @pytest.mark.slow  # two more exports (~15 s); the dense export test covers the shared export path
-def test_splade_and_cross_encoder_match_torch(models):
+def test_splade_pools_inside_the_export_and_cross_encoder_match_torch(models):
     config = SparseEncoderConfig(model=str(models["splade"]), kind="splade")
     reference = SpladeSparse(config, RUNTIME).encode_documents(TEXTS)
-    onnx = SpladeSparse(SparseEncoderConfig(model=config.model, kind="splade", backend="onnx"), RUNTIME).encode_documents(TEXTS)
-    assert min(_sparse_cosine(a, b) for a, b in zip(onnx, reference)) > 0.9999
+    encoder = SpladeSparse(SparseEncoderConfig(model=config.model, kind="splade", backend="onnx"), RUNTIME)
+    exported = models["splade"] / "onnx" / "fill-mask_splade-max-relu.onnx"
+    assert encoder.exported is not None and encoder.exported.path == exported
+    record = json.loads((models["splade"] / "onnx" / "fill-mask_splade-max-relu.json").read_text())
+    assert (record["task"], record["splade_pooling"]) == ("fill-mask", ["max", "relu"])
+    import onnxruntime
+
+    # The session gives texts x vocabulary, not texts x tokens x vocabulary.
+    assert len(onnxruntime.InferenceSession(str(exported)).get_outputs()[0].shape) == 2
+    for queries in (False, True):
+        fresh = encoder.encode_queries(TEXTS) if queries else encoder.encode_documents(TEXTS)
+        expected = SpladeSparse(config, RUNTIME).encode_queries(TEXTS) if queries else reference
+        assert [set(row) for row in fresh] == [set(row) for row in expected]
+        assert min(_sparse_cosine(a, b) for a, b in zip(fresh, expected)) > 0.9999
+    if importlib.util.find_spec("openvino") is not None:
+        openvino = SpladeSparse(SparseEncoderConfig(model=config.model, kind="splade", backend="openvino"), RUNTIME)
+        assert openvino.exported is not None and openvino.exported.path == exported  # the same export
+        assert min(_sparse_cosine(a, b) for a, b in zip(openvino.encode_documents(TEXTS), reference)) > 0.9999
     rerank = RerankConfig(model=str(models["cross_encoder"]), kind="cross-encoder", max_length=64)
     torch_scores = load_reranker(rerank, RUNTIME).score("milvus retriever", TEXTS)
     onnx_scores = load_reranker(rerank, RuntimeConfig(device="cpu", backend="onnx")).score("milvus retriever", TEXTS)

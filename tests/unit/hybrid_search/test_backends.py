@@ -155,3 +155,37 @@ def test_a_collection_without_a_recorded_probe_is_compared_with_its_recorded_bac
     with pytest.raises(ManifestMismatchError, match="dense backend 'torch'"):
         probe.check_probe("c", {}, config, serving, RuntimeConfig(backend="openvino"))
     assert loaded == [("torch", "torch", None)]
+
+
+@pytest.mark.parametrize("strategy", ["max", "sum"])
+@pytest.mark.parametrize("activation", ["relu", "log1p_relu"])
+def test_splade_pooling_in_the_graph_gives_sentence_transformers_numbers(strategy, activation):
+    torch = pytest.importorskip("torch")
+    from sentence_transformers.sparse_encoder.modules import SpladePooling
+
+    from hybrid_search.backends import _splade_pool
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 7, 50, generator=generator) * 3
+    mask = torch.ones(3, 7, dtype=torch.int64)
+    mask[1, 4:] = 0  # padding: must count as 0, whatever its logits
+    mask[2, 1:] = 0
+    logits[1, 4:] = 100.0
+    expected = SpladePooling(pooling_strategy=strategy, activation_function=activation).eval()(
+        {"token_embeddings": logits.clone(), "attention_mask": mask}
+    )["sentence_embedding"]
+    pooled = _splade_pool(logits, mask, strategy, activation)
+    assert pooled.shape == (3, 50)
+    assert torch.allclose(pooled, expected, atol=1e-6)
+    assert (pooled[1] < 50).all()  # the padded 100s did not leak in
+
+
+def test_sparse_rows_keep_positive_weights_with_their_token_ids():
+    torch = pytest.importorskip("torch")
+    from hybrid_search.encoders import SpladeSparse
+
+    matrix = torch.tensor([[0.0, 1.5, 0.0, 0.25], [0.0, 0.0, 0.0, 0.0], [2.0, -1.0, 0.0, 0.5]])
+    rows = SpladeSparse._to_dicts(matrix)
+    assert rows == [{1: 1.5, 3: 0.25}, {}, {0: 2.0, 3: 0.5}]
+    assert all(type(token) is int and type(weight) is float for row in rows for token, weight in row.items())
+    assert SpladeSparse._to_dicts(matrix.half()) == rows  # fp16 output of a GPU model
