@@ -32,7 +32,6 @@ from __future__ import annotations
 import bisect
 import math
 import re
-import string
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,17 +54,29 @@ _WORD = re.compile(rf"[{_HAN}]|[^\W{_HAN}]+", re.UNICODE)
 
 # ASCII text needs neither NFKC (a no-op on ASCII) nor the regex: lower-case
 # it and blank the non-word characters in one translate, then split (the same
-# words, in a fraction of the time).
-_ASCII_WORDS = str.maketrans(
-    {chr(code): " " for code in range(128) if not (chr(code).isalnum() or chr(code) == "_")}
-    | {upper: upper.lower() for upper in string.ascii_uppercase}
-)
+# words, in a fraction of the time). The table works on bytes (10x faster than
+# str.translate) and leaves bytes >= 128 alone, so it applies to UTF-8 too.
+_ASCII_WORD_BYTES = bytes(
+    (code | 0x20 if chr(code).isupper() else code) if chr(code).isalnum() or chr(code) == "_" else ord(" ")
+    for code in range(128)
+) + bytes(range(128, 256))
 
 
 def _words(text: str) -> list[str]:
     if text.isascii():
-        return text.translate(_ASCII_WORDS).split()
-    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+        return text.encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii").split()
+    # The regex only where a run of characters holds a non-ASCII one: the
+    # blanked ASCII non-word characters and Unicode white space are never part
+    # of a word, so the words of the whole text are those of the runs between
+    # them, and casefolding (one character at a time) commutes with the split.
+    words: list[str] = []
+    normal = unicodedata.normalize("NFKC", text)
+    for run in normal.encode("utf-8", "surrogatepass").translate(_ASCII_WORD_BYTES).decode("utf-8", "surrogatepass").split():
+        if run.isascii():
+            words.append(run)
+        else:
+            words += _WORD.findall(run.casefold())
+    return words
 
 
 def shingles(words: Sequence[str], size: int = SHINGLE_WORDS) -> frozenset[tuple[str, ...]]:

@@ -44,14 +44,14 @@ def assemble_hits(
             if cid in wanted:
                 found[cid] = PathScore(rank, score)
         per_path[path] = found
-    term_set = set(query_terms)
+    matched_in = analyzer.surface_matcher(set(query_terms)) if plan.highlight else None
     hits = []
     for rank, (cid, fused_score) in enumerate(shown, start=1):
         # The shown fields straight from the row (rows.chunk_from_row's mapping
         # without building a Chunk: half the assembly time at k=100).
         row = rows[cid]
         text = row["text"]
-        matched = analyzer.matched_surfaces(text, term_set) if plan.highlight else ()
+        matched = matched_in(text) if matched_in is not None else ()
         hits.append(
             Hit(
                 rank=rank,

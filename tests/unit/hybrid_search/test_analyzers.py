@@ -2,6 +2,7 @@ import random
 
 import pytest
 
+from hybrid_search import analyzers
 from hybrid_search.analyzers import Analyzer
 from hybrid_search.config import AnalyzerConfig
 from hybrid_search.errors import ConfigError
@@ -147,3 +148,67 @@ def test_distinct_surface_pairs_are_those_of_the_term_spans(config):
             dict.fromkeys(surface for term, surface in expected if term in query)
         )
 
+
+
+# Where reading the words between blanked ASCII punctuation and Unicode white
+# space could part from the word pattern: white space of all kinds, combining
+# marks, apostrophes next to punctuation and non-ASCII letters, lone surrogates.
+_TRICKY_PIECES = _PIECES + [
+    "\u00a0", "\u2009", "\u3000", "\u2028", "\x1c", "\x85", "\u200b", "e\u0301", "\u0301", "ß", "İ", "ﬁ", "½", "café",
+    "O'Brien", "'quoted'", "rock'n'roll", "it’s", "\ud800", "''", "'\u2019", "数'据",
+]
+
+
+@pytest.mark.parametrize("config", [AnalyzerConfig(), AnalyzerConfig(version=1)], ids=["v2", "v1"])
+@pytest.mark.parametrize("seed", range(3))
+def test_distinct_surface_pairs_on_mixed_scripts_are_those_of_the_term_spans(config, seed):
+    analyzer = Analyzer(config)
+    rng = random.Random(seed)
+    for _ in range(1500):
+        text = "".join(rng.choice(_TRICKY_PIECES) for _ in range(rng.randint(1, 25)))
+        expected = tuple(dict.fromkeys((term, text[start:end]) for term, start, end in analyzer.term_spans(text)))
+        assert analyzer._distinct_surface_pairs(text) == expected, ascii(text)
+        query = {term for term, _ in expected if rng.random() < 0.5} | {"absent"}
+        assert analyzer.matched_surfaces(text, query) == _matched_reference(analyzer, text, query), ascii(text)
+
+
+def _matched_reference(analyzer, text, query_terms):
+    """The surfaces of the query's terms in text order, straight from term_spans."""
+    return tuple(dict.fromkeys(text[start:end] for term, start, end in analyzer.term_spans(text) if term in query_terms))
+
+
+def test_matched_surfaces_stay_right_when_the_word_index_starts_afresh(monkeypatch):
+    monkeypatch.setattr(analyzers, "_KNOWN_WORDS", 5)
+    analyzer = Analyzer(AnalyzerConfig())
+    rng = random.Random(5)
+    for _ in range(300):
+        text = "".join(rng.choice(_TRICKY_PIECES) for _ in range(rng.randint(1, 25)))
+        query = {term for term in analyzer.tokenize(text) if rng.random() < 0.6}
+        assert analyzer.matched_surfaces(text, query) == _matched_reference(analyzer, text, query), ascii(text)
+    assert len(analyzer._surface_index.known) < 5 + 25
+
+
+@pytest.mark.parametrize("config", [AnalyzerConfig(stem=False, stopwords=False), AnalyzerConfig(stem=False, version=1)], ids=["v2", "v1"])
+def test_every_basic_plane_character_separates_words_as_the_term_spans_do(config):
+    analyzer = Analyzer(config)
+    for block in range(0, 0x10000, 256):
+        chars = [chr(code) for code in range(block, block + 256) if not 0xD800 <= code <= 0xDFFF]
+        for joiner in ("a{}B", " {}x", "'{}'s", ",{}."):
+            text = "".join(joiner.format(ch) for ch in chars)
+            expected = tuple(dict.fromkeys((term, text[start:end]) for term, start, end in analyzer.term_spans(text)))
+            assert analyzer._distinct_surface_pairs(text) == expected, hex(block)
+
+
+@pytest.mark.parametrize("known_words", [5, 1 << 18])
+def test_a_query_matcher_finds_what_matched_surfaces_finds_while_other_queries_file_words(monkeypatch, known_words):
+    monkeypatch.setattr(analyzers, "_KNOWN_WORDS", known_words)
+    analyzer = Analyzer(AnalyzerConfig())
+    rng = random.Random(9)
+    texts = ["".join(rng.choice(_TRICKY_PIECES) for _ in range(rng.randint(1, 25))) for _ in range(200)]
+    queries = [{term for term in analyzer.tokenize(rng.choice(texts) + " " + rng.choice(texts)) if rng.random() < 0.6} for _ in range(3)]
+    matchers = [analyzer.surface_matcher(query) for query in queries]
+    for text in texts:
+        # Another query's matcher reads a new text first: words it files must
+        # still reach this query's matcher.
+        for query, matcher in rng.sample(list(zip(queries, matchers)), len(matchers)):
+            assert matcher(text) == _matched_reference(analyzer, text, query), ascii(text)

@@ -130,6 +130,34 @@ def test_ascii_words_are_the_regex_words():
         assert _words(text) == _regex_words(text)
 
 
+# Characters where splitting at ASCII punctuation and white space before
+# NFKC's and casefold's output is read could go wrong: combining marks after
+# punctuation, compatibility forms that expand (ﬁ, ½, ⑴, ㎏), Unicode white
+# space, case folds that change length (ß, İ), Han, apostrophes, surrogates.
+_TRICKY = [
+    "e\u0301", "\u0301", "<\u0338", "=\u0338", "ß", "ẞ", "İ", "ı", "Σ", "ς", "ﬁ", "½", "⑴", "㎏", "Ｆｕｌｌ", "－", "²",
+    "\u00a0", "\u2009", "\u3000", "\u2028", "\x1c", "\x85", "\u200b", "数据", "库", "’", "ʼ", "\u212a", "Å", "café",
+    "\ud800", "_", "x9", "CAPS", " ", ",", "'", "-",
+]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_non_ascii_words_are_the_regex_words(seed):
+    rng = random.Random(seed)
+    alphabet = _TRICKY + [chr(code) for code in range(128)]
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
+        assert _words(text) == _regex_words(text), ascii(text)
+
+
+def test_every_basic_plane_character_splits_words_as_the_regex_does():
+    for block in range(0, 0x10000, 256):
+        chars = [chr(code) for code in range(block, block + 256) if not 0xD800 <= code <= 0xDFFF]
+        for joiner in ("a{}B", " {}x", ",{}.", "{}"):
+            text = "".join(joiner.format(ch) for ch in chars)
+            assert _words(text) == _regex_words(text), hex(block)
+
+
 def _indexed_collapse(ranked, text_of, k, threshold=NEAR_DUPLICATE_JACCARD):
     """The earlier collapse (an inverted index from 3-gram to kept hit,
     comparing every kept hit sharing one): the reference."""
