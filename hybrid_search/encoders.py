@@ -325,14 +325,19 @@ class QueryBatcher:
     which batching shortens). Nothing runs in the background: the calling
     threads take turns driving the model.
 
-    Other model work (document batches) goes through :meth:`exclusive`, never
-    at the same time as a query batch (tokenizers are not thread-safe). The
-    model's time is shared, not its turns: while queries wait, document work
-    gets at most ``documents_share`` of the model time (a document batch that
-    took D seconds is followed by D * (1 - share) / share seconds of query
-    batches before the next one), and all of it when no query waits. So
-    indexing keeps progressing under any search load, and a search waits
-    behind at most one document batch.
+    Other model work (document batches) goes through :meth:`exclusive` or
+    :meth:`in_turns`, never at the same time as a query batch (tokenizers are
+    not thread-safe). While searches are active, documents get at most
+    ``documents_share`` of the wall time: a document turn that took D seconds
+    is followed by D * (1 - share) / share seconds in which queries have the
+    model (when it is due, the next document turn goes before any waiting
+    query, so indexing keeps progressing under any search load). Searches are
+    active until the model has gone ``idle_grace_s`` without a query queued or
+    encoded; then documents get the whole model. Checking only "does a query
+    wait right now" is not enough: under load the searches spend part of
+    their time outside the model (store calls, responses, the next request),
+    the queue is empty each time a batch has taken it, and documents took most
+    of the model time, with every search queued behind a document batch.
     """
 
     def __init__(
@@ -342,6 +347,7 @@ class QueryBatcher:
         max_batch: int = 32,
         max_wait_s: float = 0.002,
         documents_share: float = 0.2,
+        idle_grace_s: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_batch < 1:
@@ -350,29 +356,38 @@ class QueryBatcher:
             raise ValueError(f"max_wait_s must be >= 0; got {max_wait_s}")
         if not 0.0 < documents_share <= 1.0:
             raise ValueError(f"documents_share must lie in (0, 1]; got {documents_share}")
+        if idle_grace_s < 0:
+            raise ValueError(f"idle_grace_s must be >= 0; got {idle_grace_s}")
         self._encode = encode
-        self._queries_per_document_second = (1.0 - documents_share) / documents_share
+        self._pause_per_document_second = (1.0 - documents_share) / documents_share
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
+        self.idle_grace_s = idle_grace_s
         self._clock = clock
         self._cond = threading.Condition()
         self._queue: deque[_PendingQuery] = deque()
         self._busy = False
         self._exclusive_waiting = 0
-        # Model seconds owed to queries since the last document batch.
-        self._owed_to_queries = 0.0
-        #: Model calls made for queries, and the queries they carried (for metrics and tests).
+        # While searches are active, no document turn starts before this time.
+        self._documents_due_at = float("-inf")
+        # The last time a query arrived or a query batch ended.
+        self._last_query_at = float("-inf")
+        #: Model calls made for queries, the queries they carried, and the
+        #: model seconds of queries and of other work (for metrics and tests).
         self.batches = 0
         self.queries = 0
+        self.query_seconds = 0.0
+        self.document_seconds = 0.0
 
     def encode(self, texts: Sequence[str], outputs: Outputs = (True, True)) -> EncodedTexts:
         """Encode one caller's query texts, batched with whatever else is waiting."""
         item = _PendingQuery(list(texts), outputs, self._clock())
         with self._cond:
             self._queue.append(item)
+            self._last_query_at = item.arrived
             self._cond.notify_all()  # a leader gathering a batch may now have a full one
             while not item.done:
-                if self._busy or (self._exclusive_waiting and self._owed_to_queries <= 0):
+                if self._busy or (self._exclusive_waiting and self._clock() >= self._documents_due_at):
                     self._cond.wait()
                 else:
                     self._lead()
@@ -415,12 +430,15 @@ class QueryBatcher:
         try:
             self._run(batch)
         finally:
-            elapsed = self._clock() - started
+            ended = self._clock()
             self._cond.acquire()
             self._busy = False
-            self._owed_to_queries -= elapsed
+            # Its callers come back with their next searches shortly: they count
+            # as active from the batch's end, not only from their arrival.
+            self._last_query_at = max(self._last_query_at, ended)
             self.batches += 1
             self.queries += len(batch)
+            self.query_seconds += ended - started
             self._cond.notify_all()
 
     def _run(self, batch: list[_PendingQuery]) -> None:
@@ -441,13 +459,28 @@ class QueryBatcher:
             item.done = True
             start = end
 
+    def _documents_wait(self) -> float | None:
+        """Holding the condition: 0 when a document turn may start now, else
+        how long at most before looking again (None: until woken)."""
+        if self._busy:
+            return None
+        now = self._clock()
+        if now >= self._documents_due_at:
+            return 0.0
+        if self._queue:
+            return self._documents_due_at - now
+        until_idle = self._last_query_at + self.idle_grace_s - now
+        if until_idle <= 0:
+            return 0.0  # no one is searching: documents get the whole model
+        return min(until_idle, self._documents_due_at - now)
+
     def exclusive(self, work: Callable[[], EncodedTexts]) -> EncodedTexts:
-        """Run other model work (a document batch) with the model to itself."""
+        """Run other model work (a document turn) with the model to itself."""
         with self._cond:
             self._exclusive_waiting += 1
             try:
-                while self._busy or (self._queue and self._owed_to_queries > 0):
-                    self._cond.wait()
+                while (wait := self._documents_wait()) != 0.0:
+                    self._cond.wait(wait)
             finally:
                 self._exclusive_waiting -= 1
             self._busy = True
@@ -455,11 +488,28 @@ class QueryBatcher:
         try:
             return work()
         finally:
-            elapsed = self._clock() - started
+            ended = self._clock()
             with self._cond:
                 self._busy = False
-                self._owed_to_queries = elapsed * self._queries_per_document_second
+                self.document_seconds += ended - started
+                self._documents_due_at = ended + (ended - started) * self._pause_per_document_second
                 self._cond.notify_all()
+
+    def in_turns(self, texts: Sequence[str], work: Callable[[list[str]], EncodedTexts], *, per_turn: int) -> EncodedTexts:
+        """``work`` over ``texts`` in turns of ``per_turn`` texts through
+        :meth:`exclusive`, the rows joined in order: a search then waits
+        behind one short turn, not a whole document batch."""
+        if per_turn < 1:
+            raise ValueError(f"per_turn must be >= 1; got {per_turn}")
+        parts = [self.exclusive(lambda start=start: work(list(texts[start : start + per_turn]))) for start in range(0, len(texts), per_turn)]
+        if not parts:
+            return self.exclusive(lambda: work([]))
+        dense = [p[0] for p in parts]
+        sparse = [p[1] for p in parts]
+        return (
+            None if any(d is None for d in dense) else np.concatenate(dense, axis=0),  # type: ignore[arg-type]
+            None if any(s is None for s in sparse) else [row for part in sparse for row in part],  # type: ignore[union-attr]
+        )
 
 
 @dataclass
@@ -473,6 +523,9 @@ class EncoderSet:
     # When set, queries from concurrent callers are encoded together and all
     # model work is serialised through it (see QueryBatcher).
     query_batcher: QueryBatcher | None = field(default=None, repr=False, compare=False)
+
+    #: Texts per document turn on the model when queries are batched (see QueryBatcher.in_turns).
+    document_turn_texts: int = field(default=1, repr=False, compare=False)
 
     def batch_queries(self, *, max_batch: int, max_wait_s: float) -> None:
         """Encode concurrent queries together from now on (thread-safe afterwards)."""
@@ -515,7 +568,7 @@ class EncoderSet:
 
     def encode_documents(self, texts: Sequence[str]) -> EncodedTexts:
         if self.query_batcher is not None:
-            return self.query_batcher.exclusive(lambda: self._encode(texts, queries=False))
+            return self.query_batcher.in_turns(texts, lambda part: self._encode(part, queries=False), per_turn=self.document_turn_texts)
         return self._encode(texts, queries=False)
 
     def token_counter(self) -> Callable[[str], int] | None:

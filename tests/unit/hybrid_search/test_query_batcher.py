@@ -276,3 +276,93 @@ def test_only_queries_asking_for_the_same_outputs_share_a_call():
     assert seen[1:] == [(["d1", "d2"], (True, False)), (["s1"], (False, True)), (["b1"], (True, True))]
     assert results["d1"][1] is None and results["d1"][0].tolist() == [expected_row("d1")]
     assert results["s1"][0] is None and results["s1"][1] == [{2: 1.0}]
+
+
+def _document_work(order: list[str], clock: FakeClock, seconds: float, label: str = "documents"):
+    def work():
+        order.append(label)
+        clock.now += seconds
+        return np.zeros((1, 2), dtype=np.float32), [{}]
+
+    return work
+
+
+def _query_encoder(order: list[str], clock: FakeClock, seconds: float = 0.1):
+    fake = FakeEncoder()
+
+    def encode(texts, outputs):
+        order.append("queries")
+        clock.now += seconds
+        return fake(texts)
+
+    return encode
+
+
+def test_documents_keep_to_their_share_while_searches_are_active_even_with_no_query_queued():
+    # Under load the searches spend part of their time outside the model: the
+    # queue is empty right after each batch, yet the searches are still active.
+    order: list[str] = []
+    clock = FakeClock()
+    batcher = QueryBatcher(_query_encoder(order, clock), max_batch=8, max_wait_s=0.0, documents_share=0.5, idle_grace_s=10.0, clock=clock)
+    batcher.encode(["first"])  # t 0 -> 0.1
+    batcher.exclusive(_document_work(order, clock, 0.2))  # t 0.1 -> 0.3: the next turn is due at 0.5
+    second = threading.Thread(target=lambda: batcher.exclusive(_document_work(order, clock, 0.2)))
+    second.start()
+    wait_until(lambda: batcher._exclusive_waiting == 1)
+    time.sleep(0.05)
+    assert order == ["queries", "documents"]  # no query queued, but one was answered just now
+    batcher.encode(["next"])  # not due yet: the query goes first
+    assert order == ["queries", "documents", "queries"]
+    clock.now = 0.51  # the turn is due (0.3 + 0.2 * (1 - share) / share)
+    with batcher._cond:
+        batcher._cond.notify_all()
+    second.join(10)
+    assert order == ["queries", "documents", "queries", "documents"]
+    assert batcher.document_seconds == pytest.approx(0.4) and batcher.query_seconds == pytest.approx(0.2)
+
+
+def test_documents_get_the_whole_model_once_searches_have_gone_quiet():
+    order: list[str] = []
+    clock = FakeClock()
+    batcher = QueryBatcher(_query_encoder(order, clock), max_batch=8, max_wait_s=0.0, documents_share=0.01, idle_grace_s=0.5, clock=clock)
+    batcher.encode(["only"])  # t 0 -> 0.1
+    batcher.exclusive(_document_work(order, clock, 1.0))  # the next turn would be due 99 s later ...
+    clock.now += 0.5  # ... but no query for idle_grace_s: no one is searching
+    batcher.exclusive(_document_work(order, clock, 1.0))
+    assert order == ["queries", "documents", "documents"]
+
+
+def test_document_batches_go_in_turns_that_let_queries_in_between_and_keep_their_rows_in_order():
+    order: list[str] = []
+    clock = FakeClock()
+    batcher = QueryBatcher(_query_encoder(order, clock), max_batch=8, max_wait_s=0.0, documents_share=0.5, idle_grace_s=100.0, clock=clock)
+    entered, release = threading.Event(), threading.Event()
+
+    def documents(texts):
+        order.append("documents " + ",".join(texts))
+        if texts == ["d0", "d1"]:
+            entered.set()
+            release.wait(10)
+        clock.now += 1.0
+        return np.array([[float(t[1:])] for t in texts], dtype=np.float32), [{int(t[1:]): 1.0} for t in texts]
+
+    result: list = []
+    indexing = threading.Thread(target=lambda: result.append(batcher.in_turns(["d0", "d1", "d2", "d3", "d4"], documents, per_turn=2)))
+    indexing.start()
+    assert entered.wait(10)
+    search = threading.Thread(target=lambda: batcher.encode(["query"]))
+    search.start()
+    wait_until(lambda: len(batcher._queue) == 1)
+    release.set()
+    search.join(10)
+    wait_until(lambda: batcher._exclusive_waiting == 1)
+    clock.now += 100.0
+    with batcher._cond:
+        batcher._cond.notify_all()
+    indexing.join(10)
+    assert order == ["documents d0,d1", "queries", "documents d2,d3", "documents d4"]
+    dense, sparse = result[0]
+    assert dense.tolist() == [[0.0], [1.0], [2.0], [3.0], [4.0]]
+    assert sparse == [{0: 1.0}, {1: 1.0}, {2: 1.0}, {3: 1.0}, {4: 1.0}]
+    with pytest.raises(ValueError, match="per_turn"):
+        batcher.in_turns(["x"], documents, per_turn=0)
