@@ -27,16 +27,18 @@ before) split at every apostrophe; such a collection keeps using it.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property, lru_cache
 from pathlib import Path
 
 from .config import AnalyzerConfig
 from .errors import ConfigError
 
-__all__ = ["CLITICS", "ENGLISH_STOPWORDS", "Analyzer", "SurfaceMatcher"]
+__all__ = ["CLITICS", "ENGLISH_STOPWORDS", "Analyzer", "SurfaceMatcher", "runs_to_words"]
 
 # Lucene's EnglishAnalyzer default stop set: short on purpose, so that queries
 # like "to be or not to be" keep most of their terms.
@@ -66,6 +68,27 @@ CLITICS = frozenset({"s", "ll", "re", "ve", "d", "m"})
 _JIEBA_CLITICS = CLITICS | {"t"}
 # Milvus rejects a BM25 input token longer than this; such tokens are noise anyway.
 _MAX_TERM_CHARS = 64
+
+
+def runs_to_words(runs: list[str], words_of: Callable[[str], list[str]], *, apostrophe: bool = False) -> list[str]:
+    """``runs`` (a text split at blanked ASCII non-word characters and white
+    space) with each run that holds a non-ASCII character (or, with
+    ``apostrophe``, an ASCII apostrophe) replaced by ``words_of(run)``; the
+    other runs are words as they stand. The runs to replace are found by
+    mapping in C, with no Python step per run: most are plain ASCII words."""
+    special = map(operator.not_, map(str.isascii, runs))
+    if apostrophe:
+        special = map(operator.or_, special, map(operator.contains, runs, itertools.repeat("'")))
+    words: list[str] = []
+    start = 0
+    for at in itertools.compress(itertools.count(), special):
+        words += runs[start:at]
+        words += words_of(runs[at])
+        start = at + 1
+    if not start:
+        return runs
+    words += runs[start:]
+    return words
 
 
 def _has_apostrophe(text: str) -> bool:
@@ -173,7 +196,8 @@ class Analyzer:
 
     def _normalise_word(self, surface: str) -> str | None:
         term = unicodedata.normalize("NFKC", surface).lower().strip()
-        if not term or len(term) > _MAX_TERM_CHARS or not any(ch.isalnum() for ch in term):
+        # isalnum() first: one C call settles the common case (a plain word).
+        if not term or len(term) > _MAX_TERM_CHARS or not (term.isalnum() or any(ch.isalnum() for ch in term)):
             return None
         if term.isascii():
             if self.config.stopwords and term in ENGLISH_STOPWORDS:
@@ -294,13 +318,7 @@ class Analyzer:
         # where a run holds an apostrophe or a non-ASCII character. A word
         # first seen in a run is first seen in that run's first occurrence.
         pattern = _WORD if version_1 else _WORD_V2
-        words: list[str] = []
-        for run in runs:
-            if run.isascii() and "'" not in run:
-                words.append(run)
-            else:
-                words += pattern.findall(run)
-        return dict.fromkeys(words)
+        return dict.fromkeys(runs_to_words(list(runs), pattern.findall, apostrophe=not version_1))
 
     def _analysed_word(self, word: str) -> tuple[str, str] | None:
         """(term, surface) of one word as ``term_spans`` matches it (not jieba)."""

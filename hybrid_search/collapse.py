@@ -16,7 +16,7 @@ candidate is kept, or folded into the better-ranked kept hit it duplicates:
 Collapsing runs over the candidate list before the cut to k, so folding never
 leaves fewer than k hits while distinct candidates remain. Candidates ranked
 after the k-th kept hit are only checked for being an exact copy of a kept hit
-(a dict lookup), so the folded count covers every exact copy among the
+(a length comparison, then a dict lookup), so the folded count covers every exact copy among the
 retrieved candidates, and the other duplicates ranked above the last hit.
 
 Cost: the words and 3-grams of the candidates up to the k-th kept hit, and a
@@ -35,6 +35,8 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from .analyzers import runs_to_words
 
 __all__ = ["NEAR_DUPLICATE_JACCARD", "SHINGLE_WORDS", "Collapsed", "collapse_duplicates", "shingles"]
 
@@ -69,14 +71,9 @@ def _words(text: str) -> list[str]:
     # blanked ASCII non-word characters and Unicode white space are never part
     # of a word, so the words of the whole text are those of the runs between
     # them, and casefolding (one character at a time) commutes with the split.
-    words: list[str] = []
     normal = unicodedata.normalize("NFKC", text)
-    for run in normal.encode("utf-8", "surrogatepass").translate(_ASCII_WORD_BYTES).decode("utf-8", "surrogatepass").split():
-        if run.isascii():
-            words.append(run)
-        else:
-            words += _WORD.findall(run.casefold())
-    return words
+    runs = normal.encode("utf-8", "surrogatepass").translate(_ASCII_WORD_BYTES).decode("utf-8", "surrogatepass").split()
+    return runs_to_words(runs, lambda run: _WORD.findall(run.casefold()))
 
 
 def shingles(words: Sequence[str], size: int = SHINGLE_WORDS) -> frozenset[tuple[str, ...]]:
@@ -115,12 +112,15 @@ def collapse_duplicates(
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must lie in (0, 1]; got {threshold!r}")
     result = Collapsed()
-    by_text: dict[str, str] = {}  # exact text -> kept id (a dict lookup: no tokenising)
+    # Exact text -> kept id, by length first: most candidates have a length no
+    # kept text has, and are let through without hashing their whole text.
+    by_text: dict[int, dict[str, str]] = {}
     by_words: dict[tuple[str, ...], str] = {}  # word sequence -> kept id
     kept_shingles: list[tuple[int, int, str, frozenset[tuple[str, ...]]]] = []  # (3-gram count, place, id, 3-grams), sorted
     for cid, score in ranked:
         text = text_of(cid)
-        same = by_text.get(text)
+        same_length = by_text.get(len(text))
+        same = same_length.get(text) if same_length is not None else None
         if same is not None:
             result.folded[same].append((cid, 1.0))
             continue
@@ -139,7 +139,7 @@ def collapse_duplicates(
             continue
         result.kept.append((cid, score))
         result.folded[cid] = []
-        by_text[text] = cid
+        by_text.setdefault(len(text), {})[text] = cid
         by_words[words] = cid
         bisect.insort(kept_shingles, (len(grams), len(kept_shingles), cid, grams))
     return result

@@ -47,17 +47,28 @@ def match_spans(text: str, surfaces: Sequence[str]) -> list[tuple[int, int, str]
     # Where each surface could start a match: the longest one wins a position
     # (the regex tries the longer alternatives first).
     longest_at: dict[int, str] = {}
+    find = text.find
+    text_end = len(text)
     for surface in usable:
-        whole_word = _WORD_CHARS.match(surface) is not None
+        at = find(surface)
+        if _WORD_CHARS.match(surface) is None:
+            while at != -1:
+                longest_at.setdefault(at, surface)
+                at = find(surface, at + 1)
+            continue
         size = len(surface)
-        at = text.find(surface)
         while at != -1:
-            if at not in longest_at and not (
-                # An empty slice (the text's edge) is no word character.
-                whole_word and (_is_word_char(text[at - 1 : at]) or _is_word_char(text[at + size : at + size + 1]))
+            # A whole word: no word character (regex \w: alphanumeric or "_")
+            # on either side; the text's edges count as none (checked inline,
+            # this loop runs for every occurrence).
+            end = at + size
+            if (
+                at not in longest_at
+                and not (at and (text[at - 1].isalnum() or text[at - 1] == "_"))
+                and not (end < text_end and (text[end].isalnum() or text[end] == "_"))
             ):
                 longest_at[at] = surface
-            at = text.find(surface, at + 1)
+            at = find(surface, at + 1)
     # The regex scan: the leftmost match, then on from its end (no overlaps).
     spans = []
     reached = 0
@@ -96,26 +107,33 @@ def _sentence_starts(text: str, until: int) -> list[int]:
 def _best_window(spans: list[tuple[int, int, str]], width: int) -> tuple[int, int]:
     """The run of matches spans[i..j] fitting in ``width`` characters with the
     most distinct surfaces, then the most matches; the earliest on ties."""
-    best_key: tuple[int, int] | None = None
+    if not spans:
+        return 0, 0
+    # The whole run fits: no window holds more.
+    if spans[-1][1] - spans[0][0] <= width:
+        return 0, len(spans) - 1
+    best_key = (0, 0)  # every window holds at least one match, so any key beats it
     best = (0, 0)
     # A sliding window spans[i..j] with a count per surface, so each span is
     # added and removed once (linear in the matches, not quadratic).
     counts: dict[str, int] = {}
+    last = len(spans) - 1
     j = -1
-    for i in range(len(spans)):
+    for i, (first_start, _, surface) in enumerate(spans):
         if j < i:
             j = i
-            counts[spans[i][2]] = counts.get(spans[i][2], 0) + 1
-        while j + 1 < len(spans) and spans[j + 1][1] - spans[i][0] <= width:
+            counts[surface] = counts.get(surface, 0) + 1
+        while j < last and spans[j + 1][1] - first_start <= width:
             j += 1
-            counts[spans[j][2]] = counts.get(spans[j][2], 0) + 1
+            added = spans[j][2]
+            counts[added] = counts.get(added, 0) + 1
         key = (len(counts), j - i + 1)
-        if best_key is None or key > best_key:
+        if key > best_key:
             best_key, best = key, (i, j)
-        surface = spans[i][2]
-        counts[surface] -= 1
-        if not counts[surface]:
+        if counts[surface] == 1:
             del counts[surface]
+        else:
+            counts[surface] -= 1
     return best
 
 

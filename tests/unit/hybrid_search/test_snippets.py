@@ -205,3 +205,36 @@ def test_sentence_starts_up_to_a_bound_are_those_of_the_whole_text():
     assert sorted(set(everything))[:5] == [text.index(s) for s in ("First", "Second", "Third", "Fourth", "Nothing")]
     for until in range(len(text)):
         assert [s for s in snippets._sentence_starts(text, until) if s <= until] == [s for s in everything if s <= until]
+
+
+# Long texts as hits have them: words in several cases and scripts, numbers,
+# punctuation and apostrophes, sentence ends (also CJK ones), line breaks.
+_WORDS = [
+    "Revenue", "revenue", "REVENUE", "data", "Data", "center", "centre", "grew", "U.S.", "NVIDIA's", "don't", "the", "of",
+    "数据", "数据库", "中文", "résumé", "Straße", "x²", "_id", "2023", "a", "cells", "cell", "Cell", "β-catenin", "IL-6",
+]
+_BREAKS = [" ", " ", " ", " ", ", ", ". ", "! ", "? ", "。", "\n", "\n\n", "; ", " (", ") ", '." ', " - "]
+
+
+def _long_text(rng):
+    return "".join(rng.choice(_WORDS) + rng.choice(_BREAKS) for _ in range(rng.randint(1, 400)))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_best_passage_agrees_with_the_one_built_on_the_reference_spans_and_window(monkeypatch, seed):
+    rng = random.Random(seed)
+    analyzer = Analyzer(AnalyzerConfig())
+    cases = []
+    for _ in range(60):
+        text = _long_text(rng)
+        query = " ".join(rng.sample(_WORDS, rng.randint(1, 6)))
+        surfaces = analyzer.matched_surfaces(text, set(analyzer.tokenize(query)))
+        if rng.random() < 0.2:  # surfaces that are not whole words, or absent
+            surfaces = (*surfaces, rng.choice(["ata", "U.S", "'s", "数", "xyz", "e"]))
+        width = rng.choice([SNIPPET_CHARS, SNIPPET_CHARS, 1, 40, 120, 1000])
+        cases.append((text, surfaces, width, best_passage(text, surfaces, width)))
+    # The same best_passage on the earlier match_spans (one regex) and window (quadratic).
+    monkeypatch.setattr(snippets, "match_spans", _regex_match_spans)
+    monkeypatch.setattr(snippets, "_best_window", _quadratic_best_window)
+    for text, surfaces, width, found in cases:
+        assert found == best_passage(text, surfaces, width), (text, surfaces, width)
