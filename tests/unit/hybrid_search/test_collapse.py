@@ -218,3 +218,31 @@ def test_a_similarity_exactly_at_the_threshold_folds_whichever_text_is_longer(lo
     assert [cid for cid, _ in result.kept] == ["first"]
     assert result.folded["first"] == [("second", 17 / 19)]
     assert [cid for cid, _ in _collapse({"first": first, "second": second}, k=5, threshold=0.9).kept] == ["first", "second"]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_collapse_agrees_with_the_inverted_index_version_on_long_texts_and_near_copies(seed):
+    # A large vocabulary and long texts: unrelated texts of every 3-gram count,
+    # a text repeated (few 3-grams for its length), edited copies near the threshold.
+    rng = random.Random(100 + seed)
+    vocabulary = [f"w{i}" for i in range(300)] + ["Data", "data", "数", "据", "the", "of"]
+    for _ in range(10):
+        bases = [[rng.choice(vocabulary) for _ in range(rng.randint(0, 300))] for _ in range(5)]
+        bases.append(bases[0] * 2)  # a text repeated: few 3-grams for its words
+        texts = {}
+        for i in range(rng.randint(1, 30)):
+            words = list(rng.choice(bases))
+            for _ in range(rng.choice((0, 0, 1, 1, 2, 3, 8, 40))):
+                if words and rng.random() < 0.5:
+                    words[rng.randrange(len(words))] = rng.choice(vocabulary)
+                elif rng.random() < 0.5:
+                    words.insert(rng.randint(0, len(words)), rng.choice(vocabulary))
+                elif words:
+                    del words[rng.randrange(len(words))]
+            texts[f"c{i}"] = rng.choice((" ", ", ", "\n")).join(words)
+        ranked = [(cid, 1.0 / (i + 1)) for i, cid in enumerate(texts)]
+        k = rng.randint(1, 15)
+        threshold = rng.choice((NEAR_DUPLICATE_JACCARD, NEAR_DUPLICATE_JACCARD, 0.99, 0.9, 0.8, 1.0, 0.5))
+        result = collapse_duplicates(ranked, texts.__getitem__, k, threshold=threshold)
+        assert (result.kept, result.folded) == _indexed_collapse(ranked, texts.__getitem__, k, threshold)
+
