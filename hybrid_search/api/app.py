@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -86,9 +87,16 @@ def create_app(settings: ApiSettings | None = None, engine: Engine | None = None
                 reranker=settings.rerank_config(),
                 needs_key=settings.auth_enabled and not settings.public_read,
             )
+        # A model call releases the GIL around every torch op and must take it
+        # back from whichever thread holds it (another search's store results,
+        # hits, response): at Python's 5 ms a query batch took several times
+        # its time alone. Restored at shutdown (tests run several apps).
+        previous_switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(settings.switch_interval_ms / 1000.0)
         try:
             yield
         finally:
+            sys.setswitchinterval(previous_switch_interval)
             app.state.started = False
             if record_serving:
                 from ..remote import remove_record

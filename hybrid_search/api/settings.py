@@ -143,6 +143,15 @@ class ApiSettings(BaseSettings):
     query_batch_wait_ms: float = Field(
         2.0, ge=0, le=1000, description="longest a query waits for others to join its batch"
     )
+    switch_interval_ms: float = Field(
+        1.0,
+        gt=0,
+        le=100,
+        description=(
+            "the serving process's GIL switch interval (Python's default is 5): each torch op of a model call gives up "
+            "the GIL and may wait this long to get it back from a thread building another search's results"
+        ),
+    )
 
     # --- files ------------------------------------------------------------------------
     upload_dir: Path | None = Field(None, description="where uploads are staged (a private temp dir when unset)")

@@ -138,3 +138,13 @@ def test_security_headers():
         assert response.headers["x-content-type-options"] == "nosniff" and len(response.headers["x-request-id"]) == 32
         page = client.get("/ui/")
         assert "script-src 'self'" in page.headers["content-security-policy"] and page.headers["x-frame-options"] == "DENY"
+
+
+def test_the_running_app_shortens_the_gil_switch_interval_and_restores_it():
+    import sys
+
+    before = sys.getswitchinterval()
+    with make(switch_interval_ms=0.5) as client:
+        assert client.get("/v1/collections").status_code == 200
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+    assert sys.getswitchinterval() == before

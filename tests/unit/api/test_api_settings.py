@@ -90,6 +90,7 @@ def test_no_keys_means_loopback_only():
         {"document_roots": "no-equals-sign"},
         {"chunk_max_tokens": 64, "chunk_overlap_tokens": 40},
         {"device": "tpu"},
+        {"switch_interval_ms": 0},
     ],
 )
 def test_refused_settings(overrides):
