@@ -495,15 +495,33 @@ class QueryBatcher:
                 self._documents_due_at = ended + (ended - started) * self._pause_per_document_second
                 self._cond.notify_all()
 
+    def _searches_active(self) -> bool:
+        """Holding the condition: a query is queued or one was within idle_grace_s."""
+        return bool(self._queue) or self._clock() < self._last_query_at + self.idle_grace_s
+
     def in_turns(self, texts: Sequence[str], work: Callable[[list[str]], EncodedTexts], *, per_turn: int) -> EncodedTexts:
-        """``work`` over ``texts`` in turns of ``per_turn`` texts through
-        :meth:`exclusive`, the rows joined in order: a search then waits
-        behind one short turn, not a whole document batch."""
+        """``work`` over ``texts`` through :meth:`exclusive`, the rows joined
+        in order: while searches are active in turns of ``per_turn`` texts, so
+        a search waits behind one short turn, not a whole document batch;
+        otherwise the rest in one call (batching pays, on a GPU most)."""
         if per_turn < 1:
             raise ValueError(f"per_turn must be >= 1; got {per_turn}")
-        parts = [self.exclusive(lambda start=start: work(list(texts[start : start + per_turn]))) for start in range(0, len(texts), per_turn)]
-        if not parts:
+        if not texts:
             return self.exclusive(lambda: work([]))
+        parts: list[EncodedTexts] = []
+        taken = 0
+
+        def turn() -> EncodedTexts:
+            # Sized when the turn starts, not when it began to wait for it.
+            nonlocal taken
+            with self._cond:
+                size = per_turn if self._searches_active() else len(texts) - taken
+            part = list(texts[taken : taken + size])
+            taken += size
+            return work(part)
+
+        while taken < len(texts):
+            parts.append(self.exclusive(turn))
         dense = [p[0] for p in parts]
         sparse = [p[1] for p in parts]
         return (

@@ -346,6 +346,7 @@ def test_document_batches_go_in_turns_that_let_queries_in_between_and_keep_their
         clock.now += 1.0
         return np.array([[float(t[1:])] for t in texts], dtype=np.float32), [{int(t[1:]): 1.0} for t in texts]
 
+    batcher.encode(["earlier search"])  # searches are active: documents go in turns
     result: list = []
     indexing = threading.Thread(target=lambda: result.append(batcher.in_turns(["d0", "d1", "d2", "d3", "d4"], documents, per_turn=2)))
     indexing.start()
@@ -360,9 +361,32 @@ def test_document_batches_go_in_turns_that_let_queries_in_between_and_keep_their
     with batcher._cond:
         batcher._cond.notify_all()
     indexing.join(10)
-    assert order == ["documents d0,d1", "queries", "documents d2,d3", "documents d4"]
+    # Searches went quiet (no query for idle_grace_s): the rest goes in one call.
+    assert order == ["queries", "documents d0,d1", "queries", "documents d2,d3,d4"]
     dense, sparse = result[0]
     assert dense.tolist() == [[0.0], [1.0], [2.0], [3.0], [4.0]]
     assert sparse == [{0: 1.0}, {1: 1.0}, {2: 1.0}, {3: 1.0}, {4: 1.0}]
     with pytest.raises(ValueError, match="per_turn"):
         batcher.in_turns(["x"], documents, per_turn=0)
+
+
+def test_with_no_search_active_a_document_batch_goes_in_one_call():
+    order: list[str] = []
+    clock = FakeClock()
+    # share 1.0: no pause after a document turn, so only activity decides the turn size.
+    batcher = QueryBatcher(_query_encoder(order, clock), max_batch=8, max_wait_s=0.0, documents_share=1.0, idle_grace_s=1.5, clock=clock)
+    calls: list[list[str]] = []
+
+    def documents(texts):
+        calls.append(texts)
+        clock.now += 1.0
+        return np.zeros((len(texts), 1), dtype=np.float32), [{} for _ in texts]
+
+    batcher.in_turns(["d0", "d1", "d2"], documents, per_turn=1)
+    assert calls == [["d0", "d1", "d2"]]
+    batcher.encode(["query"])  # t 1.0 -> 1.1: searches are active until 2.6
+    calls.clear()
+    dense, sparse = batcher.in_turns(["d3", "d4", "d5", "d6"], documents, per_turn=1)
+    # Turns start at 1.1 and 2.1 (active: one text each), then at 3.1 (quiet: the rest at once).
+    assert calls == [["d3"], ["d4"], ["d5", "d6"]]
+    assert dense.shape == (4, 1) and len(sparse) == 4
