@@ -38,7 +38,7 @@ from pathlib import Path
 from .config import AnalyzerConfig
 from .errors import ConfigError
 
-__all__ = ["CLITICS", "ENGLISH_STOPWORDS", "Analyzer", "SurfaceMatcher", "runs_to_words"]
+__all__ = ["CLITICS", "ENGLISH_STOPWORDS", "Analyzer", "SurfaceMatcher", "blank_non_word_table", "runs_to_words"]
 
 # Lucene's EnglishAnalyzer default stop set: short on purpose, so that queries
 # like "to be or not to be" keep most of their terms.
@@ -54,14 +54,26 @@ _WORD = re.compile(rf"[{_HAN}]|[^\W{_HAN}]+", re.UNICODE)
 _APOSTROPHES = "'\u2019\u02bc"
 # Version 2: apostrophes between word characters stay inside the word.
 _WORD_V2 = re.compile(rf"[{_HAN}]|[^\W{_HAN}]+(?:[{_APOSTROPHES}][^\W{_HAN}]+)*", re.UNICODE)
+def blank_non_word_table(*, keep: str = "_", lower: bool = False) -> bytes:
+    """A ``bytes.translate`` table: ASCII characters that are neither
+    alphanumeric nor in ``keep`` become spaces (upper case lowered with
+    ``lower``); bytes >= 128 stay as they are."""
+
+    def mapped(code: int) -> int:
+        ch = chr(code)
+        if not (ch.isalnum() or ch in keep):
+            return ord(" ")
+        return ord(ch.lower()) if lower else code
+
+    return bytes(map(mapped, range(128))) + bytes(range(128, 256))
+
+
 # Faster still on ASCII text without apostrophes (both versions' words are then
 # the runs of [A-Za-z0-9_]): blank everything else in one translate, then split.
 # Tables on bytes (10x faster than str.translate) that leave bytes >= 128
 # alone, so they apply to UTF-8 too; version 2 keeps the apostrophe.
-_BLANK_NON_WORD = bytes(code if chr(code).isalnum() or chr(code) == "_" else ord(" ") for code in range(128)) + bytes(range(128, 256))
-_BLANK_NON_WORD_V2 = bytes(
-    code if chr(code).isalnum() or chr(code) in "_'" else ord(" ") for code in range(128)
-) + bytes(range(128, 256))
+_BLANK_NON_WORD = blank_non_word_table()
+_BLANK_NON_WORD_V2 = blank_non_word_table(keep="_'")
 # Clitics dropped from the end of a word (lower case, after the apostrophe).
 CLITICS = frozenset({"s", "ll", "re", "ve", "d", "m"})
 # jieba splits at the apostrophe, so "don't" arrives as don + t there.
