@@ -372,9 +372,12 @@ class QueryBatcher:
         self._documents_due_at = float("-inf")
         # The last time a query arrived or a query batch ended.
         self._last_query_at = float("-inf")
-        #: Model calls made for queries, and the queries they carried (for metrics and tests).
+        #: Model calls made for queries, the queries they carried, and the
+        #: model seconds of queries and of other work (for metrics and tests).
         self.batches = 0
         self.queries = 0
+        self.query_seconds = 0.0
+        self.document_seconds = 0.0
 
     def encode(self, texts: Sequence[str], outputs: Outputs = (True, True)) -> EncodedTexts:
         """Encode one caller's query texts, batched with whatever else is waiting."""
@@ -423,6 +426,7 @@ class QueryBatcher:
             self._cond.wait(remaining)
         batch = self._take_batch()
         self._cond.release()
+        started = self._clock()
         try:
             self._run(batch)
         finally:
@@ -434,6 +438,7 @@ class QueryBatcher:
             self._last_query_at = max(self._last_query_at, ended)
             self.batches += 1
             self.queries += len(batch)
+            self.query_seconds += ended - started
             self._cond.notify_all()
 
     def _run(self, batch: list[_PendingQuery]) -> None:
@@ -486,6 +491,7 @@ class QueryBatcher:
             ended = self._clock()
             with self._cond:
                 self._busy = False
+                self.document_seconds += ended - started
                 self._documents_due_at = ended + (ended - started) * self._pause_per_document_second
                 self._cond.notify_all()
 
