@@ -80,11 +80,6 @@ def match_spans(text: str, surfaces: Sequence[str]) -> list[tuple[int, int, str]
     return spans
 
 
-def _is_word_char(ch: str) -> bool:
-    """Whether ``ch`` (one character or none) is what regex ``\\w`` matches."""
-    return ch.isalnum() or ch == "_"
-
-
 def _sentence_starts(text: str, until: int) -> list[int]:
     """Where sentences (or lines) begin, up to ``until`` at least: after each
     sentence end and its spaces, and at 0 when the text does not open
