@@ -11,10 +11,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from .analyzers import Analyzer
 from .batching import SearchBatcher
+from .candidate_rows import TEXT_FIELDS, path_fields, read_ranked, read_shown
 from .collapse import collapse_duplicates
 from .config import (
     CollectionConfig,
@@ -76,6 +77,7 @@ __all__ = [
 ]
 
 WRITE_LOCK_SETTING = "write_lock"
+T = TypeVar("T")
 _MAX_FIELD_BYTES = 65535
 
 
@@ -175,12 +177,14 @@ class Engine:
         self._reranker: Reranker | None = None
         self._lock = threading.RLock()
         self._holding_rows: set[str] = set()  # collections seen with rows (see _search_path)
+        # False: the path searches of fused plans return full rows, as before
+        # candidate_rows.py (the same hits; kept to compare the two).
+        self.late_rows = True
         self._resolved: dict[str, tuple[int, str]] = {}  # name -> (store.catalog_version, collection)
         # Concurrent searches of one path share a Milvus call (nq > 1) when they
-        # queue behind a busy store; query_batch_size 1 keeps one call per query.
-        self.path_searches: SearchBatcher[list[tuple[dict[str, Any], float]]] = SearchBatcher(
-            self._store_search, max_batch=self.runtime.query_batch_size
-        )
+        # queue behind a busy store, and so do their reads of rows by primary
+        # key (candidate_rows.py); query_batch_size 1 keeps one call per query.
+        self.path_searches: SearchBatcher[Any] = SearchBatcher(self._store_search, max_batch=self.runtime.query_batch_size)
 
     # --- models --------------------------------------------------------------------
 
@@ -596,10 +600,21 @@ class Engine:
         opened = self._open_resolved(plan.collection, with_encoders=plan.runs("dense") or plan.runs("sparse"))
         query_terms = opened.analyzer.tokenize(query)
         path_queries = self._encode_query(opened, plan, query_terms, timings)
-        rows, ranked = self._retrieve(plan, path_queries, timings)
+        # Fused plans' path searches return what ranking and collapse read; full
+        # rows are read for the hits shown (candidate_rows.py). One path keeps one call.
+        late_rows = plan.fusion is not None and self.late_rows
+        rows, ranked = self._retrieve(plan, path_queries, timings, path_fields(plan.collapse) if late_rows else tuple(OUTPUT_FIELDS))
         fused, fusion_weights = self._fuse(plan, ranked, timings)
+        if late_rows and not plan.collapse and plan.rerank is not None:
+            # Without collapsing the searches gave ids only: the reranked head's text.
+            top_n = plan.rerank.top_n
+            fused = self._read_rows(plan.collection, timings, lambda fetch: read_ranked(rows, fused, top_n, TEXT_FIELDS, fetch))
         ordered, reranked = self._rerank(plan, rows, fused, timings)
         ordered, folded = self._collapse(plan, rows, ordered, timings)
+        if late_rows:
+            ordered, folded = self._read_rows(
+                plan.collection, timings, lambda fetch: read_shown(rows, ordered, folded, plan.k, OUTPUT_FIELDS, fetch)
+            )
         hits = assemble_hits(
             plan,
             opened.analyzer,
@@ -647,15 +662,17 @@ class Engine:
         return path_queries
 
     def _retrieve(
-        self, plan: QueryPlan, path_queries: Mapping[str, Any], timings: dict[str, float]
+        self, plan: QueryPlan, path_queries: Mapping[str, Any], timings: dict[str, float], fields: tuple[str, ...]
     ) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[str, float]]]]:
-        """Every running path's candidates (chunk id, raw score), best first, and their rows."""
+        """Every running path's candidates (chunk id, raw score), best first, and their rows (``fields`` of them)."""
         rows: dict[str, dict[str, Any]] = {}
         ranked: dict[str, list[tuple[str, float]]] = {}
         for step in plan.paths:
             t0 = time.perf_counter()
             data = path_queries.get(step.path)
-            candidates = [] if data is None else self._search_path(plan.collection, step.path, data, step.depth, plan.filter_expression)
+            candidates = (
+                [] if data is None else self._search_path(plan.collection, step.path, data, step.depth, plan.filter_expression, fields)
+            )
             ranked[step.path] = []
             for row, score in candidates:
                 rows.setdefault(row["id"], row)
@@ -713,7 +730,9 @@ class Engine:
         timings["collapse"] = (time.perf_counter() - t0) * 1000
         return collapsed.kept, collapsed.folded
 
-    def _search_path(self, name: str, path: str, data: Any, depth: int, expression: str) -> list[tuple[dict[str, Any], float]]:
+    def _search_path(
+        self, name: str, path: str, data: Any, depth: int, expression: str, fields: tuple[str, ...]
+    ) -> list[tuple[dict[str, Any], float]]:
         if path == "bm25" and name not in self._holding_rows:
             # Asking first keeps an empty collection's search from failing in
             # Milvus (and pymilvus from logging the failure as an ERROR); once
@@ -722,7 +741,7 @@ class Engine:
                 return []
             self._holding_rows.add(name)
         try:
-            return self.path_searches.search((name, path, depth, expression), data)
+            return self.path_searches.search(("search", name, path, depth, expression, fields), data)
         except StoreError as error:
             # Milvus Lite's BM25 divides by the average document length, 0 in an
             # empty collection, and fails ("NaN or Inf"): an empty collection
@@ -732,9 +751,24 @@ class Engine:
                 return []
             raise
 
-    def _store_search(self, key: Any, queries: list[Any]) -> list[list[tuple[dict[str, Any], float]]]:
-        name, path, depth, expression = key
-        return self.store.search(name, path, queries, limit=depth, expression=expression)
+    def _read_rows(self, name: str, timings: dict[str, float], read: Callable[[Any], T]) -> T:
+        """``read(fetch)``, where fetch(primary keys, fields) reads rows of
+        ``name`` through the store batcher; its time adds to timings["rows"]."""
+        t0 = time.perf_counter()
+        result = read(lambda keys, fields: self.path_searches.search(("fetch", name, fields), keys))
+        timings["rows"] = timings.get("rows", 0.0) + (time.perf_counter() - t0) * 1000
+        return result
+
+    def _store_search(self, key: Any, queries: list[Any]) -> list[Any]:
+        """One store call for queries that queued together: a path search (one
+        result list per query), or a read of rows by primary key (the rows of
+        all the queries' keys in one query, handed back to each)."""
+        if key[0] == "fetch":
+            _, name, fields = key
+            found = self.store.fetch(name, [pk for keys in queries for pk in keys], fields)
+            return [{pk: found[pk] for pk in keys if pk in found} for keys in queries]
+        _, name, path, depth, expression, fields = key
+        return self.store.search(name, path, queries, limit=depth, expression=expression, output_fields=fields)
 
     def supervise_store(self) -> str | None:
         """For a liveness probe: why the store cannot be brought back, or None

@@ -49,6 +49,9 @@ _MAX_DOC_ID_BYTES = 16384  # MAX_DOC_ID_CHARS characters of up to 4 bytes
 # doc_id and chunk_index (the chunk id users see, "doc_id#position").
 OUTPUT_FIELDS = ["id", "doc_id", "chunk_index", "text", "title", "source", "page", "heading", "metadata"]
 _PK = "pk"
+# Keys per fetch query: far inside Milvus's 16384-row query window, and an
+# expression of some 45 KB.
+_FETCH_KEYS = 1024
 _HEADING_SEPARATOR = " > "
 # Per Milvus Lite file: how many times this process changed its catalog
 # (collections created or dropped, settings written). Milvus Lite locks its
@@ -424,6 +427,27 @@ class MilvusStore:
             kwargs["limit"] = limit
         rows = list(self._call(f"query {name!r}", lambda: self.client.query(name, **kwargs)))
         return [_with_chunk_id(row) for row in rows]
+
+    def fetch(self, name: str, keys: Sequence[str], fields: Sequence[str] = OUTPUT_FIELDS) -> dict[str, dict[str, Any]]:
+        """The rows with these primary keys (``types.primary_key_for``), as
+        {key: row}; a key with no row (deleted since it was found) is absent.
+        One ``pk in [...]`` query per ``_FETCH_KEYS`` keys: the keys are
+        digests (hex, a dot, digits), safe to write into an expression."""
+        stored = _stored_fields(fields)
+        wanted = stored if _PK in stored else [*stored, _PK]
+        unique = list(dict.fromkeys(keys))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(unique), _FETCH_KEYS):
+            part = unique[start : start + _FETCH_KEYS]
+            expression = f"{_PK} in [" + ",".join(f'"{key}"' for key in part) + "]"
+            rows = self._call(
+                f"read {len(part)} chunks of {name!r}",
+                lambda expression=expression: self.client.query(name, filter=expression, output_fields=wanted, timeout=self.timeout_s),
+            )
+            for row in rows:
+                key = row[_PK] if _PK in fields else row.pop(_PK)
+                found[key] = _with_chunk_id(row)
+        return found
 
     def iterate(self, name: str, expression: str, fields: Sequence[str], batch_size: int = 1000) -> Iterator[dict[str, Any]]:
         """All chunk rows matching ``expression``, in pages ordered by primary key

@@ -23,7 +23,7 @@ from prometheus_client import (
 __all__ = ["CONTENT_TYPE_LATEST", "SEARCH_STAGES", "Metrics"]
 
 #: The keys of SearchResult.timings_ms that get a histogram series each.
-SEARCH_STAGES = ("encode", "bm25", "sparse", "dense", "fusion", "rerank", "total")
+SEARCH_STAGES = ("encode", "bm25", "sparse", "dense", "fusion", "rows", "rerank", "total")
 
 # Milliseconds to tens of seconds: a BM25 lookup on a small collection takes
 # well under a millisecond, a cross-encoder over 200 candidates on CPU seconds.
@@ -49,7 +49,7 @@ class Metrics:
         )
         self.search_stage_seconds = Histogram(
             "hybrid_search_search_stage_seconds",
-            "Time spent in each search stage (encode, bm25, sparse, dense, fusion, rerank, total).",
+            "Time spent in each search stage (encode, bm25, sparse, dense, fusion, rows, rerank, total).",
             ["stage"],
             buckets=_STAGE_BUCKETS,
             registry=self.registry,
