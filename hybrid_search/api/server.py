@@ -97,6 +97,15 @@ def run_server(settings: Any) -> None:
     """Start uvicorn with ``settings`` (one process, or several workers)."""
     import uvicorn
 
+    # torch's OpenMP threads spin between operators while they wait for work
+    # (libgomp's default). A server shares its cores with Milvus Lite, the
+    # event loop and request threads, and spinning threads starve them: one
+    # MiniLM query took 10-11 ms waiting passively, against 6.5 ms spinning on
+    # an idle machine but 68-419 ms spinning on a contended one. Read when
+    # libgomp loads, so set before torch is imported (serve imports it only
+    # when a model loads); workers inherit it, and a user's own value wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
     from .settings import SETTINGS_ENV_VAR
 
     log_config = _log_config(settings.log_level)
