@@ -42,7 +42,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -390,6 +390,10 @@ class ExportedModel:
     backend: Backend
     quantize: Quantize
     path: Path
+    # The session call (token arrays in, output array out) and what it takes
+    # and gives, for hybrid_search.direct.
+    runner: Callable[[dict[str, np.ndarray]], np.ndarray] = field(repr=False, compare=False)
+    signature: _Signature = field(repr=False, compare=False)
 
 
 def accelerate(st_model: Any, backend: Backend, quantize: Quantize) -> ExportedModel | None:
@@ -415,7 +419,7 @@ def accelerate(st_model: Any, backend: Backend, quantize: Quantize) -> ExportedM
     if signature.splade is not None:
         assert pooling is not None
         st_model._modules[_module_name(st_model, 1)] = _pooled_in_graph(pooling)
-    return ExportedModel(backend=backend, quantize=quantize, path=path)
+    return ExportedModel(backend=backend, quantize=quantize, path=path, runner=runner, signature=signature)
 
 
 def _splade_pooling(st_model: Any) -> Any:
@@ -441,6 +445,9 @@ def _pooled_in_graph(pooling: Any) -> Any:
     from sentence_transformers.sparse_encoder.modules import SpladePooling
 
     class PooledInGraph(SpladePooling):
+        # Read by hybrid_search.direct: the session's output is the pooled row.
+        folded_into_export = True
+
         def forward(self, features: dict[str, Any]) -> dict[str, Any]:
             pooled = features["token_embeddings"]
             if self.embedding_dimension is None:

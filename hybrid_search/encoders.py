@@ -25,6 +25,7 @@ import numpy as np
 
 from .backends import accelerate, serving_config
 from .config import DenseEncoderConfig, RuntimeConfig, SparseEncoderConfig
+from .direct import DirectPath, attach
 from .errors import ModelKindError, ModelLoadError
 
 __all__ = [
@@ -117,12 +118,18 @@ class SentenceTransformerDense:
         self.document_prompt = (
             config.document_prompt if config.document_prompt is not None else prompts.get("document", "")
         )
+        # An exported model's session called without sentence-transformers'
+        # module chain, when that chain is one hybrid_search.direct reproduces.
+        self.direct: DirectPath | None = attach(self.model, self.exported, f"dense model {config.model!r}")
 
     @property
     def tokenizer(self) -> Any:
         return self.model.tokenizer
 
     def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
+        if self.direct is not None and texts:
+            resolved = self.direct.prompt(explicit=prompt or None)
+            return self.direct.rows(texts, prompt=resolved, task=None, batch_size=self.runtime.batch_size, normalize=True)
         vectors = self.model.encode(
             list(texts),
             prompt=prompt or None,
@@ -258,6 +265,7 @@ class SpladeSparse:
             self.model.half()
         if config.max_length is not None:
             self.model.max_seq_length = config.max_length
+        self.direct: DirectPath | None = attach(self.model, self.exported, f"SPLADE model {config.model!r}")
 
     @property
     def tokenizer(self) -> Any:
@@ -265,35 +273,34 @@ class SpladeSparse:
 
     @staticmethod
     def _to_dicts(matrix: Any) -> list[SparseVector]:
-        """Rows of a dense (texts x vocabulary) tensor as {token: weight}, positive weights only."""
-        rows = matrix.float().cpu().numpy()
+        """Rows of a dense (texts x vocabulary) tensor or array as {token: weight}, positive weights only."""
+        rows = matrix if isinstance(matrix, np.ndarray) else matrix.float().cpu().numpy()
         vectors: list[SparseVector] = []
         for row in rows:
             columns = np.flatnonzero(row > 0)
             vectors.append(dict(zip(columns.tolist(), row[columns].tolist(), strict=True)))
         return vectors
 
-    def _encode(self, texts: Sequence[str], method: Callable[..., Any]) -> list[SparseVector]:
+    def _encode(self, texts: Sequence[str], method: Callable[..., Any], task: str) -> list[SparseVector]:
         # Dense rows read with numpy, not sentence-transformers' sparse tensors
         # (to_sparse per row, stack, coalesce, then a Python loop per weight):
         # less fixed cost per query. Slices bound the dense rows' memory.
         vectors: list[SparseVector] = []
+        prompt = self.direct.prompt(task=task) if self.direct is not None else None
         for start in range(0, len(texts), _SPARSE_ROWS_PER_CALL):
-            matrix = method(
-                list(texts[start : start + _SPARSE_ROWS_PER_CALL]),
-                batch_size=self.runtime.batch_size,
-                convert_to_tensor=True,
-                convert_to_sparse_tensor=False,
-                show_progress_bar=False,
-            )
+            part = list(texts[start : start + _SPARSE_ROWS_PER_CALL])
+            if self.direct is not None:
+                matrix = self.direct.rows(part, prompt=prompt, task=task, batch_size=self.runtime.batch_size, normalize=False)
+            else:
+                matrix = method(part, batch_size=self.runtime.batch_size, convert_to_tensor=True, convert_to_sparse_tensor=False, show_progress_bar=False)
             vectors.extend(self._to_dicts(matrix))
         return vectors
 
     def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
-        return self._encode(texts, self.model.encode_query)
+        return self._encode(texts, self.model.encode_query, "query")
 
     def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
-        return self._encode(texts, self.model.encode_document)
+        return self._encode(texts, self.model.encode_document, "document")
 
 
 # Which outputs a query asks for: (dense, sparse). Only queries asking for the

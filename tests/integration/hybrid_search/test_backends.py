@@ -141,3 +141,64 @@ def test_a_collection_records_its_backend_and_refuses_one_beyond_tolerance(model
             engine.search("kb", "milvus retriever")
     with Engine(StoreConfig(uri=uri), runtime=RUNTIME) as engine:  # its own backend: no probe check
         assert engine.search("kb", "milvus retriever").hits == []
+
+
+def _forward_calls(encoder) -> list[int]:
+    """Counts calls of sentence-transformers' module chain (its forward) on ``encoder``'s model."""
+    calls = [0]
+    forward = encoder.model.forward
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return forward(*args, **kwargs)
+
+    encoder.model.forward = counted
+    return calls
+
+
+MIXED_LENGTHS = [*TEXTS, "a much longer text about hybrid retrieval with dense and sparse vectors in milvus", "cat"]
+
+
+def test_exported_sessions_are_called_directly_with_sentence_transformers_numbers(models):
+    """The direct call gives what the exported session gives inside
+    sentence-transformers' modules, in the caller's order, batch by batch."""
+    runtime = RuntimeConfig(device="cpu", query_batch_size=1, batch_size=2)  # several batches of mixed lengths
+    dense = SentenceTransformerDense(
+        DenseEncoderConfig(model=str(models["dense"]), kind="sentence-transformers", backend="onnx", query_prompt="query: "), runtime
+    )
+    sparse = SpladeSparse(SparseEncoderConfig(model=str(models["splade"]), kind="splade", backend="onnx"), runtime)
+    assert dense.direct is not None and dense.direct.pooling == "mean"
+    assert sparse.direct is not None and sparse.direct.pooling == "in-graph"
+    dense_calls, sparse_calls = _forward_calls(dense), _forward_calls(sparse)
+    direct = dense.encode_queries(MIXED_LENGTHS), dense.encode_documents(MIXED_LENGTHS)
+    direct_sparse = sparse.encode_queries(MIXED_LENGTHS), sparse.encode_documents(MIXED_LENGTHS)
+    assert dense_calls == [0] and sparse_calls == [0]  # the module chain did not run
+    dense.direct = sparse.direct = None
+    through_modules = dense.encode_queries(MIXED_LENGTHS), dense.encode_documents(MIXED_LENGTHS)
+    sparse_through_modules = sparse.encode_queries(MIXED_LENGTHS), sparse.encode_documents(MIXED_LENGTHS)
+    assert dense_calls[0] > 0 and sparse_calls[0] > 0
+    for fast, slow in zip(direct, through_modules, strict=True):
+        assert fast.shape == slow.shape == (len(MIXED_LENGTHS), dense.dim) and fast.dtype == np.float32
+        assert np.abs(fast - slow).max() < 1e-5
+    assert not np.allclose(direct[0], direct[1], atol=1e-3)  # the query prompt was applied to queries only
+    for fast, slow in zip(direct_sparse, sparse_through_modules, strict=True):
+        assert [set(row) for row in fast] == [set(row) for row in slow]
+        assert max(abs(a[token] - b[token]) for a, b in zip(fast, slow) for token in a) < 1e-5
+
+
+def test_a_module_chain_the_direct_call_does_not_reproduce_keeps_sentence_transformers_path(models, tmp_path):
+    """Max pooling is not done directly: the model still runs through its modules, with torch's numbers."""
+    folder = shutil.copytree(models["dense"], tmp_path / "dense-max")
+    pooling = next(folder.glob("*Pooling*/config.json"))
+    config = json.loads(pooling.read_text())
+    config["pooling_mode"] = "max"
+    pooling.write_text(json.dumps(config))
+    reference = SentenceTransformerDense(DenseEncoderConfig(model=str(folder), kind="sentence-transformers"), RUNTIME).encode_queries(TEXTS)
+    onnx = SentenceTransformerDense(DenseEncoderConfig(model=str(folder), kind="sentence-transformers", backend="onnx"), RUNTIME)
+    from hybrid_search.direct import direct_path
+
+    assert onnx.exported is not None and onnx.direct is None
+    assert "pooling mode ('max',)" in direct_path(onnx.model, onnx.exported)[1]
+    calls = _forward_calls(onnx)
+    assert _cosines(onnx.encode_queries(TEXTS), reference).min() > 0.9999
+    assert calls[0] == 1

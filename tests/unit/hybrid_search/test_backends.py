@@ -189,3 +189,24 @@ def test_sparse_rows_keep_positive_weights_with_their_token_ids():
     assert rows == [{1: 1.5, 3: 0.25}, {}, {0: 2.0, 3: 0.5}]
     assert all(type(token) is int and type(weight) is float for row in rows for token, weight in row.items())
     assert SpladeSparse._to_dicts(matrix.half()) == rows  # fp16 output of a GPU model
+
+
+@pytest.mark.parametrize("mode", ["mean", "cls"])
+def test_direct_pooling_gives_sentence_transformers_numbers(mode):
+    torch = pytest.importorskip("torch")
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    from hybrid_search.direct import DirectPath
+
+    generator = torch.Generator().manual_seed(0)
+    tokens = torch.randn(3, 6, 8, generator=generator)
+    mask = torch.ones(3, 6, dtype=torch.int64)
+    mask[1, 3:] = 0  # right padding
+    mask[2, :2] = 0  # left padding: the first real token is the third
+    tokens[1, 3:] = 100.0  # padding must not count, whatever its values
+    tokens[2, :2] = 100.0
+    expected = Pooling(embedding_dimension=8, pooling_mode=mode)({"token_embeddings": tokens, "attention_mask": mask})["sentence_embedding"]
+    path = DirectPath(model=None, run=lambda feeds: feeds["x"], inputs=("input_ids", "attention_mask"), pooling=mode)
+    pooled = path._pool(tokens.numpy(), mask.numpy())
+    assert pooled.shape == (3, 8)
+    assert np.allclose(pooled, expected.numpy(), atol=1e-6)
