@@ -210,3 +210,30 @@ def test_direct_pooling_gives_sentence_transformers_numbers(mode):
     pooled = path._pool(tokens.numpy(), mask.numpy())
     assert pooled.shape == (3, 8)
     assert np.allclose(pooled, expected.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["relu", "log1p_relu"])
+def test_filling_padding_before_the_output_layer_gives_max_pooling_numbers(activation):
+    """SPLADE max pooling without a mask over tokens x vocabulary: padded rows
+    repeat the first real token's, so they never add a maximum of their own."""
+    torch = pytest.importorskip("torch")
+    from sentence_transformers.sparse_encoder.modules import SpladePooling
+
+    from hybrid_search.backends import _fill_padding, _splade_activation
+
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(3, 7, 16, generator=generator)
+    output_layer = torch.nn.Linear(16, 50)
+    torch.nn.init.normal_(output_layer.bias, std=3.0, generator=generator)  # biases of both signs
+    mask = torch.ones(3, 7, dtype=torch.int64)
+    mask[1, 4:] = 0  # right padding
+    mask[2, :3] = 0  # left padding: the first real token is the fourth
+    hidden[1, 4:] = 50.0  # padded rows that would win every maximum if they counted
+    hidden[2, :3] = 50.0
+    with torch.no_grad():
+        expected = SpladePooling(pooling_strategy="max", activation_function=activation).eval()(
+            {"token_embeddings": output_layer(hidden), "attention_mask": mask}
+        )["sentence_embedding"]
+        pooled = _splade_activation(output_layer(_fill_padding(hidden, mask)).amax(dim=1), activation)
+    assert torch.allclose(pooled, expected, atol=1e-6)
+    assert (expected[0] > 0).any() and (expected[0] == 0).any()  # both sides of the relu are exercised
