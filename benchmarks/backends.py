@@ -248,8 +248,10 @@ def _markdown(result: dict[str, Any]) -> str:
         "",
         "## Query encoding (one query per call) and nDCG@10 of the single path",
         "",
-        "Each variant indexed the corpus with its own encoders; ratios are torch fp32's mean time over the variant's, measured interleaved in this run "
-        "(every query through every variant and path, in a seeded shuffled order per query).",
+        (
+            "Each variant indexed the corpus with its own encoders; ratios are torch fp32's mean time over the variant's, measured interleaved in this run "
+            "(every query through every variant and path, in a seeded shuffled order per query)."
+        ),
         "",
     ]
     rows = []
