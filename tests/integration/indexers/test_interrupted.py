@@ -49,6 +49,21 @@ SENTENCES = [
     "Quarterly revenue grew twelve percent while operating costs fell.",
     "Large language models answer questions using retrieved documents.",
 ]
+# Run 2 slows the writes down so that a kill lands mid-run on any machine
+# (unpaced, a fast one wrote 72 of 74 chunks between two refreshes of the bar).
+PACED_WRITES = """
+import sys, time
+from hybrid_search.store import MilvusStore
+original = MilvusStore.upsert
+def paced(self, name, rows):
+    original(self, name, rows)
+    print(f"WROTE {len(rows)}", file=sys.stderr, flush=True)
+    time.sleep(0.2)
+MilvusStore.upsert = paced
+from hybrid_search.cli import main
+sys.argv = ["hybrid-search", *sys.argv[1:]]
+main()
+"""
 # Run 3 slows the delete phase down so that a kill lands inside it.
 PACED_DELETES = """
 import sys, time
@@ -165,9 +180,9 @@ def test_killed_runs_end_exactly_like_a_clean_run(tiny_models, tmp_path, quiet_p
 
     # 2. Version 2: a real CLI process killed while it writes.
     _version_2(folder)
-    killed = cli("-m", "hybrid_search.cli").kill_when(lambda err: (w := _written(err)) is not None and w[0] >= 24)
-    written, planned = _written(killed)
-    assert 0 < written < 90, f"the kill should land mid-run; the bar showed {written}/{planned}"
+    killed = cli("-c", PACED_WRITES).kill_when(lambda err: sum(map(int, re.findall(r"WROTE (\d+)", err))) >= 24)
+    written = sum(map(int, re.findall(r"WROTE (\d+)", killed)))
+    planned = (_written(killed) or (0, "?"))[1]
     after_write_kill = _state(db)  # the file opens fine after a SIGKILL
     _release(db)
     # What the kill left: some rewritten documents done, others still at
@@ -181,7 +196,7 @@ def test_killed_runs_end_exactly_like_a_clean_run(tiny_models, tmp_path, quiet_p
     old_sha = {d: version_1[f"{d}#0"]["metadata"][DOC_HASH_KEY] for d in rewritten}
     done = [d for d in rewritten if stored[d].complete and stored[d].doc_sha256 != old_sha[d]]
     untouched = [d for d in rewritten if stored[d].complete and stored[d].doc_sha256 == old_sha[d]]
-    assert done and untouched, f"the bar showed {written}/{planned}; done: {done}, untouched: {untouched}"
+    assert done and untouched, f"{written} of {planned} chunks written at the kill; done: {done}, untouched: {untouched}"
     assert STALE_DOCS <= set(stored), "the killed run got to the delete phase"
 
     # 3. The re-run is killed in the delete phase, after some deletions.
