@@ -14,7 +14,8 @@ PyTorch's own exporter, and only the runtimes are optional dependencies:
   the TorchScript exporter bakes transformers 5's attention-mask shapes into
   the graph and gets every other sequence length wrong) and, for
   ``quantize="int8"``, ``<task>_qint8.onnx`` (ONNX Runtime dynamic
-  quantisation, int8 weights per channel);
+  quantisation, int8 weights per channel); ``quantize="bf16"`` (OpenVINO
+  only) runs the fp32 export computing in bfloat16 (:func:`_openvino_precision`);
 - ``<task>.json`` beside it records the SHA-256 of the weights it was exported
   from; a changed model is exported again, never served from a stale export.
   A hub model (no local folder) or a read-only folder is exported to
@@ -46,7 +47,7 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -380,7 +381,7 @@ def _ensure_export(hf_model: Any, tokenizer: Any, signature: _Signature, quantiz
     elif record.get("source") != fingerprint:
         record["source"] = fingerprint  # same hashes, newer mtimes: remember them
         record_path.write_text(json.dumps(record, indent=2), encoding="utf-8")
-    if quantize == "none":
+    if quantize != "int8":  # bf16 is a compile option of the plain export, not a file
         return plain
     quantized = exported_model_path(directory, signature.stem, quantize)
     if not quantized.is_file():
@@ -406,16 +407,44 @@ def _onnxruntime_runner(path: Path) -> Callable[[dict[str, np.ndarray]], np.ndar
     return lambda feeds: session.run(None, feeds)[0]
 
 
-def _openvino_runner(path: Path) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+def _openvino_precision(quantize: Quantize, capabilities: Collection[str]) -> str:
+    """The INFERENCE_PRECISION_HINT to compile with: 'bf16' only when asked for.
+
+    OpenVINO's CPU plugin computes a float32 model in bf16 by default on a CPU
+    with native bf16 (AMX, AVX-512 BF16: vectors ~1e-3 from torch's instead
+    of ~1e-7), so f32 is asked for explicitly otherwise. The plugin lists BF16
+    in OPTIMIZATION_CAPABILITIES only with native bf16 (AVX-512 BF16 or
+    AVX2-VNNI-2); without it, a bf16 hint is either ignored without a word (no
+    AVX-512) or emulated on AVX-512, which its documentation calls much slower
+    than f32. So bf16 asked for there compiles f32, with a warning."""
+    if quantize != "bf16":
+        return "f32"
+    if "BF16" not in capabilities:
+        logger.warning(
+            "quantize='bf16': this CPU has no native bf16 for OpenVINO (its capabilities: %s); running float32 instead",
+            ", ".join(capabilities) or "none",
+        )
+        return "f32"
+    return "bf16"
+
+
+def _openvino_runner(path: Path, quantize: Quantize) -> tuple[Callable[[dict[str, np.ndarray]], np.ndarray], str]:
+    """The session call and the precision the compiled model computes in, as
+    OpenVINO reports it back."""
     ov = _require("openvino", "openvino", "backend 'openvino'")
     core = ov.Core()
-    compiled = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_NUM_THREADS": _threads(), "PERFORMANCE_HINT": "LATENCY"})
+    precision = _openvino_precision(quantize, core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    properties = {"INFERENCE_NUM_THREADS": _threads(), "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+    compiled = core.compile_model(core.read_model(str(path)), "CPU", properties)
 
     def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
         # One infer request per call: requests are not shared between threads.
         return compiled.create_infer_request().infer(feeds)[0]
 
-    return run
+    computes = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # an ov.Type: 'f32', 'bf16'
+    if computes != precision:
+        logger.warning("OpenVINO compiled %s to compute in %s, not the %s asked for", path.name, computes, precision)
+    return run, computes
 
 
 def _make_module_class() -> type:
@@ -454,6 +483,8 @@ class ExportedModel:
     # and gives, for hybrid_search.direct.
     runner: Callable[[dict[str, np.ndarray]], np.ndarray] = field(repr=False, compare=False)
     signature: _Signature = field(repr=False, compare=False)
+    # What OpenVINO's compiled model computes in ('f32', 'bf16'); None for ONNX Runtime.
+    precision: str | None = None
 
 
 def accelerate(st_model: Any, backend: Backend, quantize: Quantize) -> ExportedModel | None:
@@ -461,10 +492,12 @@ def accelerate(st_model: Any, backend: Backend, quantize: Quantize) -> ExportedM
     on the CPU) transformer through ``backend``; None for torch."""
     if backend == "torch":
         if quantize != "none":
-            raise ConfigError("quantize='int8' needs backend 'onnx' or 'openvino'")
+            raise ConfigError(f"quantize={quantize!r} needs backend 'onnx' or 'openvino'")
         return None
     if backend not in _RUNTIME_PACKAGES:
         raise ConfigError(f"backend must be one of 'torch', 'onnx', 'openvino'; got {backend!r}")
+    if quantize == "bf16" and backend != "openvino":
+        raise ConfigError(f"quantize='bf16' needs backend 'openvino'; got {backend!r}")
     module_name, extra = _RUNTIME_PACKAGES[backend]
     _require(module_name, extra, f"backend {backend!r}")
     module = st_model[0]
@@ -474,12 +507,12 @@ def accelerate(st_model: Any, backend: Backend, quantize: Quantize) -> ExportedM
     pooling = _splade_pooling(st_model)
     signature = _signature(module, None if pooling is None else (pooling.pooling_strategy, pooling.activation_function))
     path = _ensure_export(hf_model, module.tokenizer, signature, quantize)
-    runner = _onnxruntime_runner(path) if backend == "onnx" else _openvino_runner(path)
+    runner, precision = (_onnxruntime_runner(path), None) if backend == "onnx" else _openvino_runner(path, quantize)
     module.model = _make_module_class()(hf_model.config, str(getattr(hf_model, "name_or_path", "")), runner, signature)
     if signature.splade is not None:
         assert pooling is not None
         st_model._modules[_module_name(st_model, 1)] = _pooled_in_graph(pooling)
-    return ExportedModel(backend=backend, quantize=quantize, path=path, runner=runner, signature=signature)
+    return ExportedModel(backend=backend, quantize=quantize, path=path, runner=runner, signature=signature, precision=precision)
 
 
 def _splade_pooling(st_model: Any) -> Any:

@@ -50,7 +50,10 @@ DenseIndex = Literal["auto", "FLAT", "IVF_FLAT", "HNSW", "DISKANN", "AUTOINDEX"]
 # model exported once to ONNX and run by ONNX Runtime or OpenVINO on the CPU.
 Backend = Literal["torch", "onnx", "openvino"]
 # "int8": the exported model's weights quantised to int8 (dynamic quantisation).
-Quantize = Literal["none", "int8"]
+# "bf16": OpenVINO only, the fp32 export compiled to compute in bfloat16 (its
+# CPU plugin's INFERENCE_PRECISION_HINT); "none" pins float32 there, which
+# OpenVINO would otherwise replace by bf16 on a CPU with AMX / AVX-512 BF16.
+Quantize = Literal["none", "int8", "bf16"]
 
 
 def _check_choice(owner: str, name: str, value: Any, choices_type: Any) -> None:
@@ -62,6 +65,8 @@ def _check_choice(owner: str, name: str, value: Any, choices_type: Any) -> None:
 def _check_backend(owner: str, backend: Any, quantize: Any) -> None:
     _check_choice(owner, "backend", backend, Backend)
     _check_choice(owner, "quantize", quantize, Quantize)
+    if quantize == "bf16" and backend != "openvino":
+        raise ConfigError(f"{owner}.quantize='bf16' needs backend 'openvino' (its CPU plugin computes the fp32 export in bf16); got backend {backend!r}")
     if backend == "torch" and quantize != "none":
         raise ConfigError(f"{owner}.quantize={quantize!r} needs backend 'onnx' or 'openvino' (the int8 model is an export)")
 
@@ -290,6 +295,8 @@ class RuntimeConfig:
             _check_choice("RuntimeConfig", "backend", self.backend, Backend)
         if self.quantize is not None:
             _check_choice("RuntimeConfig", "quantize", self.quantize, Quantize)
+        if self.backend is not None and self.quantize is not None:
+            _check_backend("RuntimeConfig", self.backend, self.quantize)
         _check_positive("RuntimeConfig", "batch_size", self.batch_size)
         _check_positive("RuntimeConfig", "query_batch_size", self.query_batch_size)
         _check_positive("RuntimeConfig", "query_batch_wait_ms", self.query_batch_wait_ms, allow_zero=True)

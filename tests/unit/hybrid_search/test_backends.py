@@ -4,12 +4,18 @@ extra's message, and the probe check (with fake encoders)."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hybrid_search import probe
-from hybrid_search.backends import accelerate, serving_config
+from hybrid_search.backends import (
+    _openvino_precision,
+    accelerate,
+    exported_model_path,
+    serving_config,
+)
 from hybrid_search.config import (
     CollectionConfig,
     DenseEncoderConfig,
@@ -58,6 +64,31 @@ def test_runtime_override_applies_to_every_model_and_a_backend_alone_resets_quan
         serving_config(DenseEncoderConfig(model="m", kind=ST), RuntimeConfig(quantize="int8"))
 
 
+def test_bf16_is_an_openvino_opt_in_and_reads_the_plain_export():
+    for backend in ("torch", "onnx"):
+        with pytest.raises(ConfigError, match=f"DenseEncoderConfig.quantize='bf16' needs backend 'openvino'.*got backend '{backend}'"):
+            DenseEncoderConfig(model="m", kind=ST, backend=backend, quantize="bf16")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="RuntimeConfig.quantize='bf16' needs backend 'openvino'"):
+        RuntimeConfig(backend="onnx", quantize="bf16")
+    with pytest.raises(ConfigError, match="RerankConfig.quantize='bf16' needs backend 'openvino'"):
+        serving_config(RerankConfig(model="m", kind="cross-encoder", backend="onnx"), RuntimeConfig(quantize="bf16"))
+    with pytest.raises(ConfigError, match="quantize='bf16' needs backend 'openvino'"):
+        accelerate(object(), "onnx", "bf16")
+    sparse = serving_config(SparseEncoderConfig(model="m", kind="splade"), RuntimeConfig(backend="openvino", quantize="bf16"))
+    assert (sparse.backend, sparse.quantize) == ("openvino", "bf16")
+    assert exported_model_path(Path("d"), "feature-extraction", "bf16") == exported_model_path(Path("d"), "feature-extraction", "none")
+
+
+def test_openvino_computes_in_f32_unless_bf16_is_asked_for_and_says_when_it_cannot(caplog):
+    native = ["WINOGRAD", "FP32", "BF16", "INT8"]  # what OpenVINO lists on a CPU with AMX / AVX-512 BF16
+    # OpenVINO's own default there is bf16: every other choice pins f32.
+    assert [_openvino_precision(q, native) for q in ("none", "int8", "bf16")] == ["f32", "f32", "bf16"]
+    assert not caplog.records
+    # No native bf16 (OpenVINO would ignore the hint or emulate bf16): f32, with a warning.
+    assert _openvino_precision("bf16", ["WINOGRAD", "FP32", "INT8"]) == "f32"
+    assert "no native bf16" in caplog.text and "running float32 instead" in caplog.text
+
+
 def test_backend_differences_are_left_to_the_probe_not_the_manifest_comparison():
     built = CollectionConfig(name="c", dense=DenseEncoderConfig(model="m", kind=ST), sparse=None)
     asked = CollectionConfig(name="c", dense=DenseEncoderConfig(model="m", kind=ST, backend="onnx", quantize="int8"), sparse=None)
@@ -81,6 +112,9 @@ def test_settings_read_backend_from_flags_and_environment(monkeypatch, no_hybrid
     runtime = LayeredSettings.load().runtime_config()
     assert (runtime.backend, runtime.quantize) == ("openvino", "int8")
     assert LayeredSettings.load(backend="onnx", quantize="none").runtime_config().backend == "onnx"
+    assert LayeredSettings.load(backend="openvino", quantize="bf16").runtime_config().quantize == "bf16"
+    with pytest.raises(ConfigError, match="needs backend 'openvino'"):
+        LayeredSettings.load(backend="onnx", quantize="bf16").runtime_config()
     monkeypatch.setenv("HYBRID_SEARCH_BACKEND", "tpu")
     with pytest.raises(ConfigError, match="HYBRID_SEARCH_BACKEND"):
         LayeredSettings.load().runtime_config()
