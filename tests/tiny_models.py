@@ -38,7 +38,10 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    from hybrid_search import CollectionConfig
 
 __all__ = [
     "BUILD_VERSION",
@@ -221,6 +224,16 @@ class TinyModels:
             splade=root / "splade",
             cross_encoder=root / "cross-encoder",
             tokenizer_dir=root / "tokenizer",
+        )
+
+    def hybrid_collection(self, name: str) -> CollectionConfig:
+        """A collection on the tiny dense and SPLADE models: every path runs."""
+        from hybrid_search import CollectionConfig, DenseEncoderConfig, SparseEncoderConfig
+
+        return CollectionConfig(
+            name=name,
+            dense=DenseEncoderConfig(model=str(self.dense), kind="sentence-transformers"),
+            sparse=SparseEncoderConfig(model=str(self.splade), kind="splade"),
         )
 
     def as_dict(self) -> dict[str, Path]:

@@ -17,12 +17,9 @@ from fastapi.testclient import TestClient
 
 from hybrid_search import (
     Chunk,
-    CollectionConfig,
-    DenseEncoderConfig,
     Engine,
     RerankConfig,
     RuntimeConfig,
-    SparseEncoderConfig,
     StoreConfig,
 )
 from hybrid_search.api import ApiSettings, create_app
@@ -62,13 +59,7 @@ def api_engine(tiny_models, tmp_path_factory) -> Iterator[Engine]:
         runtime=RuntimeConfig(device="cpu"),
         reranker=RerankConfig(model=str(tiny_models.cross_encoder), kind="cross-encoder", top_n=20),
     )
-    engine.create_collection(
-        CollectionConfig(
-            name="docs",
-            dense=DenseEncoderConfig(model=str(tiny_models.dense), kind="sentence-transformers"),
-            sparse=SparseEncoderConfig(model=str(tiny_models.splade), kind="splade"),
-        )
-    )
+    engine.create_collection(tiny_models.hybrid_collection("docs"))
     engine.index(
         "docs",
         [Chunk(doc_id=d, chunk_index=0, text=text, title=title, source=f"{d}.txt", metadata=meta) for d, title, text, meta in CORPUS],

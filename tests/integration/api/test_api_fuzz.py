@@ -17,9 +17,6 @@ from schemathesis.checks import not_a_server_error
 
 from hybrid_search import (
     Chunk,
-    CollectionConfig,
-    DenseEncoderConfig,
-    SparseEncoderConfig,
 )
 from hybrid_search.api import ApiSettings, create_app
 
@@ -36,11 +33,7 @@ def fuzz_app(api_engine, tiny_models, tmp_path_factory) -> Iterator[object]:
     (base / "root").mkdir()
     (base / "root" / "a.md").write_text("# A\n\nfuzz target document about cats\n", encoding="utf-8")
     api_engine.create_collection(
-        CollectionConfig(
-            name="fuzz",
-            dense=DenseEncoderConfig(model=str(tiny_models.dense), kind="sentence-transformers"),
-            sparse=SparseEncoderConfig(model=str(tiny_models.splade), kind="splade"),
-        ),
+        tiny_models.hybrid_collection("fuzz"),
         exist_ok=True,
     )
     api_engine.index("fuzz", [Chunk(doc_id=f"d{i}", chunk_index=0, text=f"the cat number {i} sat on mat {i}", metadata={"n": i}) for i in range(5)])

@@ -18,11 +18,8 @@ from pathlib import Path
 import pytest
 
 from hybrid_search import (
-    CollectionConfig,
-    DenseEncoderConfig,
     Engine,
     RuntimeConfig,
-    SparseEncoderConfig,
     StoreConfig,
 )
 
@@ -86,13 +83,7 @@ def handbook_engine(tiny_models, tmp_path_factory):
     folder = base / "handbooks"
     _documents(folder)
     engine = Engine(StoreConfig(uri=str(base / "page.db"), timeout_s=30), runtime=RuntimeConfig(device="cpu"))
-    engine.create_collection(
-        CollectionConfig(
-            name="handbooks",
-            dense=DenseEncoderConfig(model=str(tiny_models.dense), kind="sentence-transformers"),
-            sparse=SparseEncoderConfig(model=str(tiny_models.splade), kind="splade"),
-        )
-    )
+    engine.create_collection(tiny_models.hybrid_collection("handbooks"))
     # 100 tiny-model tokens: each paragraph (the repeated one is 83) a chunk of its own.
     summary = ingest(engine, "handbooks", [folder], IngestConfig(chunking=ChunkingConfig(max_tokens=100, overlap_tokens=0)))
     assert not summary.failed and summary.documents_written == 3, summary

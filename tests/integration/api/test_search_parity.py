@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from hybrid_search import Chunk, CollectionConfig, DenseEncoderConfig, Engine, RerankConfig, RuntimeConfig, SparseEncoderConfig, StoreConfig
+from hybrid_search import Chunk, Engine, RerankConfig, RuntimeConfig, StoreConfig
 from hybrid_search.api import ApiSettings, create_app
 from hybrid_search.cli import app as cli_app
 
@@ -39,13 +39,7 @@ def shells(tiny_models, tmp_path_factory) -> Iterator[tuple[TestClient, Path]]:
     uri = str(root / "parity.db")
     rerank = {"model": str(tiny_models.cross_encoder), "kind": "cross-encoder", "top_n": 20}
     with Engine(StoreConfig(uri=uri), runtime=RuntimeConfig(device="cpu")) as builder:
-        builder.create_collection(
-            CollectionConfig(
-                name="notes",
-                dense=DenseEncoderConfig(model=str(tiny_models.dense), kind="sentence-transformers"),
-                sparse=SparseEncoderConfig(model=str(tiny_models.splade), kind="splade"),
-            )
-        )
+        builder.create_collection(tiny_models.hybrid_collection("notes"))
         builder.index("notes", corpus())
     # Written and closed first: every engine below (the API's, each CLI run's) reads the same stored state.
     engine = Engine(StoreConfig(uri=uri), runtime=RuntimeConfig(device="cpu"), reranker=RerankConfig(**rerank))  # type: ignore[arg-type]

@@ -9,11 +9,8 @@ from benchmarks.report import environment
 from benchmarks.speed import single_path_encode, speed_markdown
 from hybrid_search import (
     Chunk,
-    CollectionConfig,
-    DenseEncoderConfig,
     Engine,
     RuntimeConfig,
-    SparseEncoderConfig,
     StoreConfig,
 )
 
@@ -22,13 +19,7 @@ pytestmark = pytest.mark.integration
 
 def test_single_path_encode_times_each_encoded_path(tiny_models, tmp_path):
     with Engine(StoreConfig(uri=str(tmp_path / "speed.db")), runtime=RuntimeConfig(device="cpu")) as engine:
-        engine.create_collection(
-            CollectionConfig(
-                name="speed",
-                dense=DenseEncoderConfig(model=str(tiny_models.dense), kind="sentence-transformers"),
-                sparse=SparseEncoderConfig(model=str(tiny_models.splade), kind="splade"),
-            )
-        )
+        engine.create_collection(tiny_models.hybrid_collection("speed"))
         engine.index("speed", [Chunk(doc_id=f"d{i}", chunk_index=0, text=f"cats and dogs number {i}") for i in range(5)])
         queries = ["cats", "dogs in the garden", "number three"]
         out = single_path_encode(engine, "speed", queries, "cpu")

@@ -21,12 +21,6 @@ def m3_engine(tiny_models, tmp_path_factory):
 def st_engine(tiny_models, tmp_path_factory):
     """An engine with one sentence-transformers dense + SPLADE collection."""
     engine = Engine(StoreConfig(uri=str(tmp_path_factory.mktemp("milvus") / "st.db")), runtime=RuntimeConfig(device="cpu"))
-    engine.create_collection(
-        CollectionConfig(
-            name="st",
-            dense=DenseEncoderConfig(model=str(tiny_models.dense), kind="sentence-transformers"),
-            sparse=SparseEncoderConfig(model=str(tiny_models.splade), kind="splade"),
-        )
-    )
+    engine.create_collection(tiny_models.hybrid_collection("st"))
     yield engine
     engine.close()

@@ -9,13 +9,10 @@ import pytest
 
 from hybrid_search import (
     Chunk,
-    CollectionConfig,
-    DenseEncoderConfig,
     Engine,
     RerankConfig,
     RuntimeConfig,
     SearchOptions,
-    SparseEncoderConfig,
     StoreConfig,
 )
 from hybrid_search.filters import FilterCondition
@@ -72,13 +69,7 @@ def engine(tiny_models, tmp_path_factory):
         runtime=RuntimeConfig(device="cpu"),
         reranker=RerankConfig(model=str(tiny_models.cross_encoder), kind="cross-encoder", top_n=6),
     )
-    engine.create_collection(
-        CollectionConfig(
-            name="rows",
-            dense=DenseEncoderConfig(model=str(tiny_models.dense), kind="sentence-transformers"),
-            sparse=SparseEncoderConfig(model=str(tiny_models.splade), kind="splade"),
-        )
-    )
+    engine.create_collection(tiny_models.hybrid_collection("rows"))
     engine.index("rows", _chunks())
     yield engine
     engine.close()

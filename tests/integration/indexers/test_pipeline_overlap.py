@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybrid_search import CollectionConfig, DenseEncoderConfig, Engine, RuntimeConfig, SparseEncoderConfig, StoreConfig
+from hybrid_search import Engine, RuntimeConfig, StoreConfig
 from hybrid_search.errors import InputError, StoreError
 from indexers.chunks import ChunkingConfig
 from indexers.documents import ReadOptions
@@ -62,13 +62,7 @@ def _version_2(folder: Path) -> None:
 
 def _engine(tiny_models, path: Path) -> Engine:
     engine = Engine(StoreConfig(uri=str(path)), runtime=RuntimeConfig(device="cpu", batch_size=4))
-    engine.create_collection(
-        CollectionConfig(
-            name="kb",
-            dense=DenseEncoderConfig(model=str(tiny_models.dense), kind="sentence-transformers"),
-            sparse=SparseEncoderConfig(model=str(tiny_models.splade), kind="splade"),
-        )
-    )
+    engine.create_collection(tiny_models.hybrid_collection("kb"))
     return engine
 
 
