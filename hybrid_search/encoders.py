@@ -313,6 +313,8 @@ class SpladeSparse:
 
         if self.exported is not None or len(self.model) != 2 or (self.model.prompts or {}).get("query"):
             return None
+        if getattr(self.model, "max_active_dims", None) is not None:
+            return None  # encode keeps only the top dims; this path would not
         pooling, mlm = self.model[1], getattr(self.model[0], "auto_model", None)
         if not isinstance(pooling, SpladePooling) or (pooling.pooling_strategy, pooling.activation_function) != ("max", "relu"):
             return None

@@ -38,3 +38,9 @@ def test_queries_with_a_prompt_take_the_sentence_transformers_path(tiny_models):
     encoder = SpladeSparse(SparseEncoderConfig(model=str(tiny_models.splade), kind="splade"), RuntimeConfig(device="cpu"))
     encoder.model.prompts = {"query": "query: ", "document": ""}
     assert encoder._find_packed_head() is None
+
+
+def test_a_model_that_keeps_only_its_top_dims_takes_the_sentence_transformers_path(tiny_models):
+    encoder = SpladeSparse(SparseEncoderConfig(model=str(tiny_models.splade), kind="splade"), RuntimeConfig(device="cpu"))
+    encoder.model.max_active_dims = 4
+    assert encoder._find_packed_head() is None
