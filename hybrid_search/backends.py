@@ -47,14 +47,14 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .config import Backend, Quantize, RuntimeConfig
+from .config import Backend, Quantize, RuntimeConfig, check_backend
 from .errors import ConfigError, MissingDependencyError, ModelLoadError
 
 __all__ = ["EXPORT_FORMAT", "ExportedModel", "accelerate", "export_dir", "exported_model_path", "serving_config"]
@@ -447,6 +447,18 @@ def _openvino_runner(path: Path, quantize: Quantize) -> tuple[Callable[[dict[str
     return run, computes
 
 
+def session_feeds(features: Mapping[str, Any], inputs: Sequence[str]) -> dict[str, np.ndarray]:
+    """The session's int64 inputs from a tokenizer's torch tensors; a model
+    whose tokenizer gives no token_type_ids gets zeros, as its forward would."""
+    feeds: dict[str, np.ndarray] = {}
+    for name in inputs:
+        value = features.get(name)
+        if value is None and name == "token_type_ids":
+            value = features["input_ids"].new_zeros(features["input_ids"].shape)
+        feeds[name] = value.detach().cpu().numpy().astype(np.int64, copy=False)
+    return feeds
+
+
 def _make_module_class() -> type:
     import torch
 
@@ -461,12 +473,7 @@ def _make_module_class() -> type:
             self._signature = signature
 
         def forward(self, **features: Any) -> dict[str, torch.Tensor]:
-            feeds = {}
-            for name in self._signature.inputs:
-                value = features.get(name)
-                if value is None and name == "token_type_ids":
-                    value = torch.zeros_like(features["input_ids"])
-                feeds[name] = value.detach().cpu().numpy().astype(np.int64, copy=False)
+            feeds = session_feeds(features, self._signature.inputs)
             return {self._signature.output: torch.from_numpy(np.ascontiguousarray(self._runner(feeds)))}
 
     return _Exported
@@ -490,14 +497,9 @@ class ExportedModel:
 def accelerate(st_model: Any, backend: Backend, quantize: Quantize) -> ExportedModel | None:
     """Run ``st_model``'s (a SentenceTransformer, SparseEncoder or CrossEncoder
     on the CPU) transformer through ``backend``; None for torch."""
+    check_backend("accelerate", backend, quantize)  # the configs' own check, for direct callers
     if backend == "torch":
-        if quantize != "none":
-            raise ConfigError(f"quantize={quantize!r} needs backend 'onnx' or 'openvino'")
         return None
-    if backend not in _RUNTIME_PACKAGES:
-        raise ConfigError(f"backend must be one of 'torch', 'onnx', 'openvino'; got {backend!r}")
-    if quantize == "bf16" and backend != "openvino":
-        raise ConfigError(f"quantize='bf16' needs backend 'openvino'; got {backend!r}")
     module_name, extra = _RUNTIME_PACKAGES[backend]
     _require(module_name, extra, f"backend {backend!r}")
     module = st_model[0]

@@ -62,7 +62,8 @@ def _check_choice(owner: str, name: str, value: Any, choices_type: Any) -> None:
         raise ConfigError(f"{owner}.{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
 
 
-def _check_backend(owner: str, backend: Any, quantize: Any) -> None:
+def check_backend(owner: str, backend: Any, quantize: Any) -> None:
+    """A backend and quantize choice that go together (ConfigError naming ``owner`` otherwise)."""
     _check_choice(owner, "backend", backend, Backend)
     _check_choice(owner, "quantize", quantize, Quantize)
     if quantize == "bf16" and backend != "openvino":
@@ -123,7 +124,7 @@ class DenseEncoderConfig:
 
     def __post_init__(self) -> None:
         _check_choice("DenseEncoderConfig", "kind", self.kind, DenseKind)
-        _check_backend("DenseEncoderConfig", self.backend, self.quantize)
+        check_backend("DenseEncoderConfig", self.backend, self.quantize)
         if self.backend != "torch" and self.kind != "sentence-transformers":
             raise ConfigError(f"DenseEncoderConfig.backend={self.backend!r} needs kind 'sentence-transformers' (BGE-M3 runs on torch)")
         if not self.model:
@@ -146,7 +147,7 @@ class SparseEncoderConfig:
 
     def __post_init__(self) -> None:
         _check_choice("SparseEncoderConfig", "kind", self.kind, SparseKind)
-        _check_backend("SparseEncoderConfig", self.backend, self.quantize)
+        check_backend("SparseEncoderConfig", self.backend, self.quantize)
         if self.backend != "torch" and self.kind != "splade":
             raise ConfigError(f"SparseEncoderConfig.backend={self.backend!r} needs kind 'splade' (BGE-M3 runs on torch)")
         if not self.model:
@@ -254,7 +255,7 @@ class RerankConfig:
 
     def __post_init__(self) -> None:
         _check_choice("RerankConfig", "kind", self.kind, RerankKind)
-        _check_backend("RerankConfig", self.backend, self.quantize)
+        check_backend("RerankConfig", self.backend, self.quantize)
         if self.backend != "torch" and self.kind != "cross-encoder":
             raise ConfigError(f"RerankConfig.backend={self.backend!r} needs kind 'cross-encoder' (FlagEmbedding runs on torch)")
         _check_choice("RerankConfig", "long_passages", self.long_passages, LongPassages)
@@ -296,7 +297,7 @@ class RuntimeConfig:
         if self.quantize is not None:
             _check_choice("RuntimeConfig", "quantize", self.quantize, Quantize)
         if self.backend is not None and self.quantize is not None:
-            _check_backend("RuntimeConfig", self.backend, self.quantize)
+            check_backend("RuntimeConfig", self.backend, self.quantize)
         _check_positive("RuntimeConfig", "batch_size", self.batch_size)
         _check_positive("RuntimeConfig", "query_batch_size", self.query_batch_size)
         _check_positive("RuntimeConfig", "query_batch_wait_ms", self.query_batch_wait_ms, allow_zero=True)

@@ -33,6 +33,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .backends import session_feeds
+
 __all__ = ["DirectPath", "direct_path"]
 
 logger = logging.getLogger(__name__)
@@ -69,11 +71,7 @@ class DirectPath:
         extra = {} if task is None else {"task": task}
         for start in range(0, len(texts), batch_size):
             features = self.model.preprocess([texts[i] for i in order[start : start + batch_size]], prompt=prompt, **extra)
-            feeds = {}
-            for name in self.inputs:
-                value = features.get(name)
-                array = np.zeros_like(feeds["input_ids"]) if value is None else value.numpy()
-                feeds[name] = array.astype(np.int64, copy=False)
+            feeds = session_feeds(features, self.inputs)
             parts.append(self._pool(np.asarray(self.run(feeds), dtype=np.float32), feeds["attention_mask"]))
         pooled = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
         if normalize:
