@@ -14,7 +14,9 @@ PyTorch's own exporter, and only the runtimes are optional dependencies:
   the TorchScript exporter bakes transformers 5's attention-mask shapes into
   the graph and gets every other sequence length wrong) and, for
   ``quantize="int8"``, ``<task>_qint8.onnx`` (ONNX Runtime dynamic
-  quantisation, int8 weights per channel); ``quantize="bf16"`` (OpenVINO
+  quantisation, int8 weights per channel) or, for ``quantize="int8-smooth"``,
+  ``<task>_qint8_smooth.onnx`` (the same with SmoothQuant scaling and fp32
+  embeddings: :mod:`hybrid_search.smooth_quant`); ``quantize="bf16"`` (OpenVINO
   only) runs the fp32 export computing in bfloat16 (:func:`_openvino_precision`);
 - ``<task>.json`` beside it records the SHA-256 of the weights it was exported
   from; a changed model is exported again, never served from a stale export.
@@ -148,8 +150,11 @@ def export_dir(weights: Path) -> Path:
     return cached
 
 
+_QUANTIZED_SUFFIX: dict[str, str] = {"int8": "_qint8", "int8-smooth": "_qint8_smooth"}
+
+
 def exported_model_path(directory: Path, stem: str, quantize: Quantize) -> Path:
-    return directory / (f"{stem}_qint8.onnx" if quantize == "int8" else f"{stem}.onnx")
+    return directory / f"{stem}{_QUANTIZED_SUFFIX.get(quantize, '')}.onnx"
 
 
 @dataclass(frozen=True)
@@ -341,7 +346,17 @@ def _quantize(source: Path, target: Path) -> None:
             os.unlink(temporary)
 
 
-def _ensure_export(hf_model: Any, tokenizer: Any, signature: _Signature, quantize: Quantize) -> Path:
+def _calibration_feeds(tokenizer: Any, signature: _Signature, max_length: int | None) -> Callable[[str], dict[str, np.ndarray]]:
+    """A text's session feeds, tokenised as the model is served (for int8-smooth's calibration)."""
+
+    def tokenize(text: str) -> dict[str, np.ndarray]:
+        features = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
+        return session_feeds(features, signature.inputs)
+
+    return tokenize
+
+
+def _ensure_export(hf_model: Any, tokenizer: Any, signature: _Signature, quantize: Quantize, max_length: int | None = None) -> Path:
     """The exported (and quantised) model file, made now if missing or stale."""
     weights = _weights_folder(hf_model)
     directory = export_dir(weights)
@@ -363,9 +378,10 @@ def _ensure_export(hf_model: Any, tokenizer: Any, signature: _Signature, quantiz
 
         logger.info("exporting %s to %s (once per model)", weights, plain)
         notes = _export(hf_model, tokenizer, signature, plain)
-        stale = exported_model_path(directory, signature.stem, "int8")
-        if stale.exists():
-            stale.unlink()
+        for derived in _QUANTIZED_SUFFIX:
+            stale = exported_model_path(directory, signature.stem, derived)  # type: ignore[arg-type]
+            if stale.exists():
+                stale.unlink()
         record = {
             "format": EXPORT_FORMAT,
             "task": signature.task,
@@ -381,11 +397,17 @@ def _ensure_export(hf_model: Any, tokenizer: Any, signature: _Signature, quantiz
     elif record.get("source") != fingerprint:
         record["source"] = fingerprint  # same hashes, newer mtimes: remember them
         record_path.write_text(json.dumps(record, indent=2), encoding="utf-8")
-    if quantize != "int8":  # bf16 is a compile option of the plain export, not a file
+    if quantize not in _QUANTIZED_SUFFIX:  # bf16 is a compile option of the plain export, not a file
         return plain
     quantized = exported_model_path(directory, signature.stem, quantize)
     if not quantized.is_file():
-        _quantize(plain, quantized)
+        if quantize == "int8":
+            _quantize(plain, quantized)
+        else:
+            from .smooth_quant import smooth_quantize
+
+            logger.info("quantising %s to %s (int8-smooth, once per model)", plain, quantized)
+            smooth_quantize(plain, quantized, _calibration_feeds(tokenizer, signature, max_length), publish=_publish)
     return quantized
 
 
@@ -508,7 +530,7 @@ def accelerate(st_model: Any, backend: Backend, quantize: Quantize) -> ExportedM
         raise ConfigError(f"backend {backend!r} needs a Transformer first module; this model starts with {type(module).__name__}")
     pooling = _splade_pooling(st_model)
     signature = _signature(module, None if pooling is None else (pooling.pooling_strategy, pooling.activation_function))
-    path = _ensure_export(hf_model, module.tokenizer, signature, quantize)
+    path = _ensure_export(hf_model, module.tokenizer, signature, quantize, getattr(module, "max_seq_length", None))
     runner, precision = (_onnxruntime_runner(path), None) if backend == "onnx" else _openvino_runner(path, quantize)
     module.model = _make_module_class()(hf_model.config, str(getattr(hf_model, "name_or_path", "")), runner, signature)
     if signature.splade is not None:

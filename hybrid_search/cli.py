@@ -100,7 +100,7 @@ def _global_options(
     token: Annotated[Optional[str], typer.Option(help="Milvus token (user:password or API key).")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps.")] = None,
     backend: Annotated[Optional[str], typer.Option(help="torch, onnx or openvino for every model (default: as the collection records).")] = None,
-    quantize: Annotated[Optional[str], typer.Option(help="none, int8 (with --backend onnx or openvino) or bf16 (with --backend openvino).")] = None,
+    quantize: Annotated[Optional[str], typer.Option(help="none, int8 or int8-smooth (with --backend onnx or openvino) or bf16 (with --backend openvino).")] = None,
 ) -> None:
     # A search may be sent to a running server without pymilvus ever loading:
     # it is quietened when the search opens the store (_engine). Every other

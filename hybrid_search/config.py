@@ -50,10 +50,12 @@ DenseIndex = Literal["auto", "FLAT", "IVF_FLAT", "HNSW", "DISKANN", "AUTOINDEX"]
 # model exported once to ONNX and run by ONNX Runtime or OpenVINO on the CPU.
 Backend = Literal["torch", "onnx", "openvino"]
 # "int8": the exported model's weights quantised to int8 (dynamic quantisation).
+# "int8-smooth": int8 too, with SmoothQuant scaling and the embeddings left in
+# fp32: vectors closer to fp32's at int8's speed (hybrid_search.smooth_quant).
 # "bf16": OpenVINO only, the fp32 export compiled to compute in bfloat16 (its
 # CPU plugin's INFERENCE_PRECISION_HINT); "none" pins float32 there, which
 # OpenVINO would otherwise replace by bf16 on a CPU with AMX / AVX-512 BF16.
-Quantize = Literal["none", "int8", "bf16"]
+Quantize = Literal["none", "int8", "int8-smooth", "bf16"]
 
 
 def _check_choice(owner: str, name: str, value: Any, choices_type: Any) -> None:

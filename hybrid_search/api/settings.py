@@ -187,7 +187,7 @@ class ApiSettings(BaseSettings):
     device: Device = "auto"
     fp16: bool | None = Field(None, description="half precision (unset: on CUDA only)")
     backend: Backend | None = Field(None, description="torch, onnx or openvino for every model (unset: as each collection records)")
-    quantize: Quantize | None = Field(None, description="none, int8 (needs backend onnx or openvino) or bf16 (needs backend openvino)")
+    quantize: Quantize | None = Field(None, description="none, int8 or int8-smooth (need backend onnx or openvino) or bf16 (needs backend openvino)")
     preload: bool = Field(True, description="load every collection's models at startup")
 
     # --- misc -------------------------------------------------------------------------

@@ -237,3 +237,36 @@ def test_splade_keeps_the_mask_over_the_logits_when_filling_padding_would_change
     assert record["splade_padding"] == "masked over the logits"
     expected = SpladeSparse(SparseEncoderConfig(model=str(folder), kind="splade"), RUNTIME).encode_documents(TEXTS)
     assert min(_sparse_cosine(a, b) for a, b in zip(encoder.encode_documents(TEXTS), expected)) > 0.9999
+
+
+def test_int8_smooth_is_made_once_from_the_export_keeps_embeddings_fp32_and_is_recorded(models, tmp_path):
+    """quantize='int8-smooth': its own file beside the fp32 export, the SPLADE
+    output layer (tied to the word embeddings) quantised, the embedding tables
+    not; vectors near torch's, the direct path kept, the choice in the manifest."""
+    import onnx
+
+    dense_config = DenseEncoderConfig(model=str(models["dense"]), kind="sentence-transformers", backend="onnx", quantize="int8-smooth")
+    sparse_config = SparseEncoderConfig(model=str(models["splade"]), kind="splade", backend="onnx", quantize="int8-smooth")
+    dense, sparse = SentenceTransformerDense(dense_config, RUNTIME), SpladeSparse(sparse_config, RUNTIME)
+    assert dense.exported is not None and dense.exported.path == models["dense"] / "onnx" / "feature-extraction_qint8_smooth.onnx"
+    assert sparse.exported is not None and sparse.exported.path.name == "fill-mask_splade2-max-relu_qint8_smooth.onnx"
+    assert dense.direct is not None and sparse.direct is not None
+    made = dense.exported.path.stat().st_mtime_ns
+    SentenceTransformerDense(dense_config, RUNTIME)
+    assert dense.exported.path.stat().st_mtime_ns == made  # reused, not quantised again
+    graph = onnx.load(str(sparse.exported.path)).graph
+    constants = {tensor.name: tensor for tensor in graph.initializer}
+    vocabulary = sparse.model.tokenizer.vocab_size
+    int8_shapes = [tuple(t.dims) for t in constants.values() if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 2]
+    assert any(shape[-1] == vocabulary for shape in int8_shapes)  # the MLM output layer runs in int8
+    gathers = [node for node in graph.node if node.op_type == "Gather" and node.input[0] in constants]
+    assert gathers and all(constants[node.input[0]].data_type == onnx.TensorProto.FLOAT for node in gathers)
+    reference = SentenceTransformerDense(DenseEncoderConfig(model=dense_config.model, kind=dense_config.kind), RUNTIME).encode_queries(TEXTS)
+    assert _cosines(dense.encode_queries(TEXTS), reference).min() > 0.99
+    torch_sparse = SpladeSparse(SparseEncoderConfig(model=sparse_config.model, kind="splade"), RUNTIME).encode_documents(TEXTS)
+    assert min(_sparse_cosine(a, b) for a, b in zip(sparse.encode_documents(TEXTS), torch_sparse)) > 0.99
+    uri = str(tmp_path / "kb.db")
+    with Engine(StoreConfig(uri=uri), runtime=RUNTIME) as engine:
+        engine.create_collection(CollectionConfig(name="kb", dense=dense_config, sparse=sparse_config))
+        manifest = engine.collection_info("kb").manifest
+        assert (manifest["dense"]["quantize"], manifest["sparse"]["quantize"]) == ("int8-smooth", "int8-smooth")

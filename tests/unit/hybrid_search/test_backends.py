@@ -79,6 +79,20 @@ def test_bf16_is_an_openvino_opt_in_and_reads_the_plain_export():
     assert exported_model_path(Path("d"), "feature-extraction", "bf16") == exported_model_path(Path("d"), "feature-extraction", "none")
 
 
+def test_int8_smooth_is_an_export_choice_for_either_runtime_with_its_own_file(monkeypatch, no_hybrid_search_env):
+    for backend in ("onnx", "openvino"):
+        assert DenseEncoderConfig(model="m", kind=ST, backend=backend, quantize="int8-smooth").quantize == "int8-smooth"  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="SparseEncoderConfig.quantize='int8-smooth' needs backend 'onnx' or 'openvino'"):
+        SparseEncoderConfig(model="m", kind="splade", quantize="int8-smooth")
+    with pytest.raises(ConfigError, match="quantize must be one of 'none', 'int8', 'int8-smooth', 'bf16'; got 'int4'"):
+        DenseEncoderConfig(model="m", kind=ST, backend="onnx", quantize="int4")  # type: ignore[arg-type]
+    paths = {q: exported_model_path(Path("d"), "feature-extraction", q).name for q in ("none", "int8", "int8-smooth")}  # type: ignore[arg-type]
+    assert paths == {"none": "feature-extraction.onnx", "int8": "feature-extraction_qint8.onnx", "int8-smooth": "feature-extraction_qint8_smooth.onnx"}
+    assert _openvino_precision("int8-smooth", ["BF16", "FP32", "INT8"]) == "f32"
+    monkeypatch.setenv("HYBRID_SEARCH_QUANTIZE", "int8-smooth")
+    assert LayeredSettings.load(backend="openvino").runtime_config().quantize == "int8-smooth"
+
+
 def test_openvino_computes_in_f32_unless_bf16_is_asked_for_and_says_when_it_cannot(caplog):
     native = ["WINOGRAD", "FP32", "BF16", "INT8"]  # what OpenVINO lists on a CPU with AMX / AVX-512 BF16
     # OpenVINO's own default there is bf16: every other choice pins f32.
