@@ -597,7 +597,7 @@ def summary(
 @app.command()
 def backends(
     dataset: str = typer.Argument("nvidia_sec_10k", help="preset name or BEIR folder (test split)"),
-    variants: str = typer.Option("torch,onnx,onnx-int8", help="comma list of torch, onnx, openvino, each optionally -int8, and openvino-bf16 (torch fp32 is the reference)"),
+    variants: str = typer.Option("torch,onnx,onnx-int8", help="comma list of torch, onnx, openvino, each optionally -int8 or -int8-smooth, and openvino-bf16 (torch fp32 is the reference)"),
     reranker: str | None = typer.Option(None, help="trained cross-encoder folder: adds nDCG@10 of the reranked top 100 (default: a latency-only stand-in)"),
     rerank_queries: int = typer.Option(20, help="queries whose top 100 the stand-in reranks (a trained reranker reranks all)"),
     rerank_max_length: int = typer.Option(256, help="cross-encoder input tokens"),

@@ -42,6 +42,7 @@ from .presets import (
 )
 from .report import (
     environment,
+    package_version,
     fmt,
     machine_line,
     markdown_table,
@@ -219,6 +220,10 @@ def run_backends(
 
     result = {
         "environment": environment(),
+        # The runtimes' versions, and how idle OpenMP threads wait (the server
+        # sets PASSIVE; torch's spinning default is far slower on a shared machine).
+        "runtimes": {name: package_version(name) for name in ("onnxruntime", "openvino")},
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "load_average_1_5_15": {"start": started_load, "end": _load_average()},
         "dataset": name,
         "split": "test",
@@ -244,7 +249,8 @@ def _markdown(result: dict[str, Any]) -> str:
         f"Command: `{env['command']}`  ",
         f"Machine: {machine_line(env)}; torch threads {env['machine'].get('torch_threads')}; "
         f"load average {result['load_average_1_5_15']['start']} at start, {result['load_average_1_5_15']['end']} at end.  ",
-        f"Packages: {', '.join(f'{k} {v}' for k, v in env['packages'].items() if v)}",
+        f"Packages: {', '.join(f'{k} {v}' for k, v in {**env['packages'], **result.get('runtimes', {})}.items() if v)}; "
+        f"OMP_WAIT_POLICY {result.get('omp_wait_policy') or 'unset'}",
         "",
         "## Query encoding (one query per call) and nDCG@10 of the single path",
         "",
