@@ -48,6 +48,8 @@ from .errors import MissingDependencyError, ModelLoadError
 
 __all__ = ["ALPHA", "CALIBRATION_TEXTS", "smooth_quantize"]
 
+# A quantised file is made once per export: changing ALPHA or the calibration
+# texts needs backends.EXPORT_FORMAT bumped, so that existing files are redone.
 ALPHA = 0.8
 
 # Varied English text, questions and passages of several lengths, written for
