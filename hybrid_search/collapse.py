@@ -24,12 +24,16 @@ set intersection with each kept hit whose 3-gram count could reach the
 threshold (Jaccard similarity is at most the smaller set's size over the
 larger's), found by bisecting the kept hits sorted by 3-gram count; an
 inverted index from 3-gram to kept hit cost more, as common 3-grams ("as
-well as") list every kept hit.
+well as") list every kept hit. A text's joined words and 3-gram count, and
+each pair's overlap, are kept per process (``_analysed``): a candidate seen
+before costs a lookup, and its 3-grams are rebuilt only for a pair not
+compared before.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import re
 import unicodedata
@@ -93,6 +97,43 @@ class Collapsed:
         return sum(len(copies) for copies in self.folded.values())
 
 
+# What a candidate's text analyses to, kept per process: the same chunks come
+# back as candidates query after query, and their words and 3-grams cost more
+# than the rest of collapsing. Only what is small is kept: the word sequence
+# joined by spaces (words hold no white space, so equal joins are equal word
+# sequences) and the 3-gram count, under a serial number; the 3-grams of two
+# texts are intersected at most once per pair (the overlap is kept under the
+# two serials) and otherwise rebuilt from the joined words when a pair first
+# needs them. Some 3 KB a text; both tables start afresh when full.
+_CACHED_TEXTS = 4096
+_CACHED_PAIRS = 1 << 15
+_texts: dict[str, tuple[int, str, int]] = {}  # text -> (serial, joined words, 3-gram count)
+_overlaps: dict[tuple[int, int], int] = {}  # (serial, serial), smaller first -> 3-grams shared
+_serials = itertools.count()
+
+
+def _analysed(text: str, grams_of: dict[int, frozenset[tuple[str, ...]]]) -> tuple[int, str, int]:
+    """(serial, joined words, 3-gram count) of ``text``; its 3-grams go into
+    ``grams_of`` when they were built here."""
+    entry = _texts.get(text)
+    if entry is None:
+        words = _words(text)
+        grams = shingles(words)
+        entry = (next(_serials), " ".join(words), len(grams))
+        grams_of[entry[0]] = grams
+        if len(_texts) >= _CACHED_TEXTS:
+            _texts.clear()
+        _texts[text] = entry
+    return entry
+
+
+def _grams(serial: int, joined: str, grams_of: dict[int, frozenset[tuple[str, ...]]]) -> frozenset[tuple[str, ...]]:
+    grams = grams_of.get(serial)
+    if grams is None:
+        grams = grams_of[serial] = shingles(joined.split(" ") if joined else [])
+    return grams
+
+
 def collapse_duplicates(
     ranked: Sequence[tuple[str, float]],
     text_of: Callable[[str], str],
@@ -112,8 +153,9 @@ def collapse_duplicates(
     # Exact text -> kept id, by length first: most candidates have a length no
     # kept text has, and are let through without hashing their whole text.
     by_text: dict[int, dict[str, str]] = {}
-    by_words: dict[tuple[str, ...], str] = {}  # word sequence -> kept id
-    kept_shingles: list[tuple[int, int, str, frozenset[tuple[str, ...]]]] = []  # (3-gram count, place, id, 3-grams), sorted
+    by_words: dict[str, str] = {}  # joined word sequence -> kept id
+    kept_shingles: list[tuple[int, int, str, int, str]] = []  # (3-gram count, place, id, serial, joined words), sorted
+    grams_of: dict[int, frozenset[tuple[str, ...]]] = {}  # 3-grams built in this call, by serial
     for cid, score in ranked:
         text = text_of(cid)
         same_length = by_text.get(len(text))
@@ -124,34 +166,36 @@ def collapse_duplicates(
         if len(result.kept) >= k:
             # No room for another hit: only exact copies are counted now.
             continue
-        words = tuple(_words(text))
-        same = by_words.get(words)
+        serial, joined, size = _analysed(text, grams_of)
+        same = by_words.get(joined)
         if same is not None:
             result.folded[same].append((cid, 1.0))
             continue
-        grams = shingles(words)
-        near = _most_similar(grams, kept_shingles, threshold)
+        near = _most_similar(serial, joined, size, kept_shingles, threshold, grams_of)
         if near is not None and near[1] >= threshold:
             result.folded[near[0]].append((cid, near[1]))
             continue
         result.kept.append((cid, score))
         result.folded[cid] = []
         by_text.setdefault(len(text), {})[text] = cid
-        by_words[words] = cid
-        bisect.insort(kept_shingles, (len(grams), len(kept_shingles), cid, grams))
+        by_words[joined] = cid
+        bisect.insort(kept_shingles, (size, len(kept_shingles), cid, serial, joined))
     return result
 
 
 def _most_similar(
-    grams: frozenset[tuple[str, ...]],
-    kept_shingles: Sequence[tuple[int, int, str, frozenset[tuple[str, ...]]]],
+    serial: int,
+    joined: str,
+    size: int,
+    kept_shingles: Sequence[tuple[int, int, str, int, str]],
     threshold: float,
+    grams_of: dict[int, frozenset[tuple[str, ...]]],
 ) -> tuple[str, float] | None:
-    """The kept id with the highest Jaccard similarity to ``grams`` (the
-    better-ranked on ties) among those whose size lets it reach ``threshold``,
-    or None when none of those shares a 3-gram. Whenever some kept hit reaches
-    the threshold this is the most similar of all kept hits."""
-    size = len(grams)
+    """The kept id with the highest Jaccard similarity to the candidate (its
+    serial, joined words and 3-gram count; the better-ranked on ties) among
+    those whose size lets it reach ``threshold``, or None when none of those
+    shares a 3-gram. Whenever some kept hit reaches the threshold this is the
+    most similar of all kept hits."""
     # Jaccard <= smaller / larger set size: only kept hits with threshold * size
     # to size / threshold 3-grams can reach the threshold (the margin keeps a
     # pair whose float similarity might round up to it).
@@ -159,8 +203,14 @@ def _most_similar(
     high = bisect.bisect_right(kept_shingles, (size / threshold * (1 + 1e-9), math.inf))
     best: tuple[str, float] | None = None
     best_place = 0
-    for other_size, place, cid, other in kept_shingles[low:high]:
-        overlap = len(grams & other)
+    for other_size, place, cid, other, other_joined in kept_shingles[low:high]:
+        pair = (serial, other) if serial < other else (other, serial)
+        overlap = _overlaps.get(pair)
+        if overlap is None:
+            overlap = len(_grams(serial, joined, grams_of) & _grams(other, other_joined, grams_of))
+            if len(_overlaps) >= _CACHED_PAIRS:
+                _overlaps.clear()
+            _overlaps[pair] = overlap
         if overlap:
             similarity = overlap / (size + other_size - overlap)
             if best is None or similarity > best[1] or (similarity == best[1] and place < best_place):

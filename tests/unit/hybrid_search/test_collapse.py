@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from hybrid_search import collapse
 from hybrid_search.collapse import (
     _WORD,
     NEAR_DUPLICATE_JACCARD,
@@ -246,3 +247,49 @@ def test_collapse_agrees_with_the_inverted_index_version_on_long_texts_and_near_
         result = collapse_duplicates(ranked, texts.__getitem__, k, threshold=threshold)
         assert (result.kept, result.folded) == _indexed_collapse(ranked, texts.__getitem__, k, threshold)
 
+
+
+@pytest.mark.parametrize("cached_texts, cached_pairs", [(4096, 1 << 15), (3, 2), (1, 1)])
+def test_what_is_kept_per_process_never_changes_a_result(monkeypatch, cached_texts, cached_pairs):
+    # The same candidate lists first seen, then seen again (texts and pairs
+    # looked up), with tables small enough to start afresh mid-call: always the
+    # reference's result. Chinese, accented and mixed-case near copies included.
+    monkeypatch.setattr(collapse, "_CACHED_TEXTS", cached_texts)
+    monkeypatch.setattr(collapse, "_CACHED_PAIRS", cached_pairs)
+    monkeypatch.setattr(collapse, "_texts", {})
+    monkeypatch.setattr(collapse, "_overlaps", {})
+    rng = random.Random(7)
+    vocabulary = [f"w{i}" for i in range(40)] + ["数", "据", "库", "Café", "café", "STRASSE", "straße", "ﬁle", "it’s", "x²"]
+    cases = []
+    for _ in range(40):
+        bases = [[rng.choice(vocabulary) for _ in range(rng.randint(0, 80))] for _ in range(4)]
+        texts = {}
+        for i in range(rng.randint(1, 20)):
+            words = list(rng.choice(bases))
+            for _ in range(rng.choice((0, 0, 1, 2, 6))):
+                if words:
+                    words[rng.randrange(len(words))] = rng.choice(vocabulary)
+            texts[f"c{i}"] = rng.choice(("", " ", ", ", "\n", "。")).join(words)
+        ranked = [(cid, 1.0 / (i + 1)) for i, cid in enumerate(texts)]
+        cases.append((ranked, texts, rng.randint(1, 12), rng.choice((NEAR_DUPLICATE_JACCARD, 0.5, 0.8, 1.0, 0.1))))
+    folded = 0
+    for _ in range(2):
+        for ranked, texts, k, threshold in cases:
+            result = collapse_duplicates(ranked, texts.__getitem__, k, threshold=threshold)
+            assert (result.kept, result.folded) == _indexed_collapse(ranked, texts.__getitem__, k, threshold)
+            folded += sum(1 for copies in result.folded.values() for _, similarity in copies if similarity < 1.0)
+    assert folded > 0  # near copies were among them
+    assert len(collapse._texts) <= cached_texts and len(collapse._overlaps) <= cached_pairs
+
+
+def test_a_text_seen_before_is_looked_up_not_analysed_again(monkeypatch):
+    monkeypatch.setattr(collapse, "_texts", {})
+    monkeypatch.setattr(collapse, "_overlaps", {})
+    texts = {"a": LONG, "b": LONG.replace("monthly", "weekly", 1), "c": PARAGRAPH}
+    first = _collapse(texts, k=5)
+    calls = []
+    monkeypatch.setattr(collapse, "_words", lambda text: calls.append(text) or [])
+    monkeypatch.setattr(collapse, "shingles", lambda words: calls.append(words) or frozenset())  # pairs compared before
+    again = _collapse(texts, k=5)
+    assert (again.kept, again.folded) == (first.kept, first.folded) and calls == []
+    assert first.folded["a"][0][0] == "b"
