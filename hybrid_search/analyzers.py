@@ -108,8 +108,9 @@ def _has_apostrophe(text: str) -> bool:
     return any(apostrophe in text for apostrophe in _APOSTROPHES)
 
 
-# Hit texts whose distinct (term, surface) pairs are kept for highlighting
-# (a few hundred short strings each).
+# Hit texts whose distinct (term, surface) pairs, or distinct words, are kept
+# for highlighting (the words as a tuple of the copies the word index holds
+# anyway: about 1 KB a text, plus the text as the key).
 _CACHED_TEXTS = 2048
 # Words whose terms are kept for highlighting before the index starts afresh.
 _KNOWN_WORDS = 1 << 18
@@ -119,22 +120,25 @@ class _SurfaceIndex:
     """The words analysed so far for highlighting, and for each term the words
     that give it. Only for words that are their own surface (no jieba, no
     apostrophe), whose term depends on the word alone. A word is marked known
-    only after it is filed under its term, so a reader never misses it."""
+    only after it is filed under its term, so a reader never misses it.
+    ``known`` maps each word to the one copy of it the index holds, which the
+    cached texts' word tuples share."""
 
     __slots__ = ("known", "words_of")
 
     def __init__(self) -> None:
-        self.known: set[str] = set()
+        self.known: dict[str, str] = {}
         self.words_of: dict[str, set[str]] = {}
 
 
 class _TextWords:
     """A text's distinct words in order of first occurrence, and the index
-    they were all filed in (None before)."""
+    they were all filed in (None before; once filed, the words are the
+    index's copies)."""
 
     __slots__ = ("index", "words")
 
-    def __init__(self, words: dict[str, None]) -> None:
+    def __init__(self, words: tuple[str, ...]) -> None:
         self.words = words
         self.index: _SurfaceIndex | None = None
 
@@ -164,11 +168,8 @@ class SurfaceMatcher:
             self._index_size = len(index.known)
             self._surfaces = set().union(*(index.words_of.get(term, ()) for term in self._terms))
             self._index = index
-        found = entry.words.keys() & self._surfaces
-        if len(found) < 2:
-            return tuple(found)
-        order = list(entry.words)
-        return tuple(sorted(found, key=order.index))
+        # The text's words in order, kept where they are surfaces (in C).
+        return tuple(filter(self._surfaces.__contains__, entry.words))
 
 
 class Analyzer:
@@ -186,7 +187,7 @@ class Analyzer:
         # chunk (jieba above all) costs far more than the search itself.
         self._surface_pairs = lru_cache(maxsize=_CACHED_TEXTS)(self._distinct_surface_pairs)
         self._word_pair = lru_cache(maxsize=1 << 18)(self._analysed_word)
-        self._text_words = lru_cache(maxsize=_CACHED_TEXTS)(lambda text: _TextWords(self._distinct_words(text)))
+        self._text_words = lru_cache(maxsize=_CACHED_TEXTS)(lambda text: _TextWords(tuple(self._distinct_words(text))))
         self._surface_index = _SurfaceIndex()
 
     @cached_property
@@ -299,11 +300,13 @@ class Analyzer:
             return index
         if len(index.known) >= _KNOWN_WORDS:
             index = self._surface_index = _SurfaceIndex()
-        for word in entry.words.keys() - index.known:
+        known = index.known
+        for word in set(entry.words).difference(known):
             term = self._normalise(word)
             if term is not None:
                 index.words_of.setdefault(term, set()).add(word)
-            index.known.add(word)
+            known.setdefault(word, word)
+        entry.words = tuple(map(known.__getitem__, entry.words))
         entry.index = index
         return index
 

@@ -212,3 +212,27 @@ def test_a_query_matcher_finds_what_matched_surfaces_finds_while_other_queries_f
         # still reach this query's matcher.
         for query, matcher in rng.sample(list(zip(queries, matchers)), len(matchers)):
             assert matcher(text) == _matched_reference(analyzer, text, query), ascii(text)
+
+
+@pytest.mark.parametrize("cached_texts", [2048, 2])
+def test_matched_surfaces_of_texts_seen_before_are_those_of_the_term_spans(monkeypatch, cached_texts):
+    # Each text first seen, then looked up (or, with a 2-text cache, analysed
+    # again): the same surfaces in the same order, and a cached text's words
+    # are the copies the word index holds (one copy of a word for all texts).
+    monkeypatch.setattr(analyzers, "_CACHED_TEXTS", cached_texts)
+    analyzer = Analyzer(AnalyzerConfig())
+    rng = random.Random(11)
+    texts = ["".join(rng.choice(_TRICKY_PIECES + ["Data ", "data ", "数据库", "Café "]) for _ in range(rng.randint(1, 30))) for _ in range(60)]
+    queries = [{term for term in analyzer.tokenize(rng.choice(texts)) if rng.random() < 0.7} for _ in range(4)]
+    for _ in range(2):
+        for query in queries:
+            matcher = analyzer.surface_matcher(query)
+            for text in texts:
+                assert matcher(text) == _matched_reference(analyzer, text, query), ascii(text)
+    if cached_texts > len(texts):
+        index = analyzer._surface_index
+        for text in texts:
+            if analyzers._has_apostrophe(text):
+                continue  # matched by its (term, surface) pairs instead
+            entry = analyzer._text_words(text)
+            assert entry.index is index and all(index.known[word] is word for word in entry.words)
