@@ -104,7 +104,10 @@ def runs_to_words(runs: list[str], words_of: Callable[[str], list[str]], *, apos
 
 
 def _has_apostrophe(text: str) -> bool:
-    # One substring search per apostrophe kind, not a step per character.
+    # One substring search per apostrophe kind, not a step per character; an
+    # ASCII text (a flag the string carries) can hold only the ASCII one.
+    if text.isascii():
+        return "'" in text
     return any(apostrophe in text for apostrophe in _APOSTROPHES)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import repeat
 
 from .types import Snippet
 
@@ -32,6 +33,49 @@ _SENTENCE_END = re.compile(r"[.!?。！？\n](?:(?<=[.!?])[\"'”’)\]]*(?=\s)|
 _WORD_CHARS = re.compile(r"^\w+$")
 
 
+# Where each surface occurs in a text, kept per process: the same chunks come
+# back as hits query after query, and their matched words with them (a few
+# hundred bytes a pair; the table starts afresh when full).
+_CACHED_OCCURRENCES = 1 << 16
+_occurrences: dict[tuple[str, str], tuple[int, ...]] = {}
+
+
+def _starts(text: str, surface: str) -> tuple[int, ...]:
+    """Where ``surface`` starts a match in ``text``: every occurrence, or for a
+    surface of word characters only, every whole-word one."""
+    key = (text, surface)
+    found = _occurrences.get(key)
+    if found is not None:
+        return found
+    starts = []
+    find = text.find
+    at = find(surface)
+    # isalnum() is regex \w for every character but "_" (one C call for the
+    # usual surface, a plain word); the regex decides the rest.
+    if not surface.isalnum() and _WORD_CHARS.match(surface) is None:
+        while at != -1:
+            starts.append(at)
+            at = find(surface, at + 1)
+    else:
+        size = len(surface)
+        text_end = len(text)
+        while at != -1:
+            # A whole word: no word character (regex \w: alphanumeric or "_")
+            # on either side; the text's edges count as none (checked inline,
+            # this loop runs for every occurrence).
+            end = at + size
+            if not (at and (text[at - 1].isalnum() or text[at - 1] == "_")) and not (
+                end < text_end and (text[end].isalnum() or text[end] == "_")
+            ):
+                starts.append(at)
+            at = find(surface, at + 1)
+    found = tuple(starts)
+    if len(_occurrences) >= _CACHED_OCCURRENCES:
+        _occurrences.clear()
+    _occurrences[key] = found
+    return found
+
+
 def match_spans(text: str, surfaces: Sequence[str]) -> list[tuple[int, int, str]]:
     """(start, end, casefolded surface) of every occurrence of the surfaces in
     ``text``, longest surface first where they overlap; surfaces that are all
@@ -45,32 +89,12 @@ def match_spans(text: str, surfaces: Sequence[str]) -> list[tuple[int, int, str]
     if not usable:
         return []
     # Where each surface could start a match: the longest one wins a position
-    # (the regex tries the longer alternatives first).
+    # (the regex tries the longer alternatives first), so shorter surfaces are
+    # filed first and longer ones overwrite them (two surfaces of one length
+    # never start at one position: they would be the same string).
     longest_at: dict[int, str] = {}
-    find = text.find
-    text_end = len(text)
-    for surface in usable:
-        at = find(surface)
-        # isalnum() is regex \w for every character but "_" (one C call for
-        # the usual surface, a plain word); the regex decides the rest.
-        if not surface.isalnum() and _WORD_CHARS.match(surface) is None:
-            while at != -1:
-                longest_at.setdefault(at, surface)
-                at = find(surface, at + 1)
-            continue
-        size = len(surface)
-        while at != -1:
-            # A whole word: no word character (regex \w: alphanumeric or "_")
-            # on either side; the text's edges count as none (checked inline,
-            # this loop runs for every occurrence).
-            end = at + size
-            if (
-                at not in longest_at
-                and not (at and (text[at - 1].isalnum() or text[at - 1] == "_"))
-                and not (end < text_end and (text[end].isalnum() or text[end] == "_"))
-            ):
-                longest_at[at] = surface
-            at = find(surface, at + 1)
+    for surface in reversed(usable):
+        longest_at.update(zip(_starts(text, surface), repeat(surface)))
     # The regex scan: the leftmost match, then on from its end (no overlaps).
     spans = []
     reached = 0

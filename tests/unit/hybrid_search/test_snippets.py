@@ -8,6 +8,7 @@ import pytest
 from hybrid_search import snippets
 from hybrid_search.analyzers import Analyzer
 from hybrid_search.config import AnalyzerConfig
+from hybrid_search import snippets
 from hybrid_search.snippets import SNIPPET_CHARS, best_passage, match_spans
 
 pytestmark = pytest.mark.unit
@@ -241,3 +242,21 @@ def test_best_passage_agrees_with_the_one_built_on_the_reference_spans_and_windo
     monkeypatch.setattr(snippets, "_best_window", _quadratic_best_window)
     for text, surfaces, width, found in cases:
         assert found == best_passage(text, surfaces, width), (text, surfaces, width)
+
+
+@pytest.mark.parametrize("cached", [1 << 16, 3])
+def test_match_spans_of_texts_and_surfaces_seen_before_agree_with_the_regex(monkeypatch, cached):
+    # Each (text, surface) first searched, then looked up (or searched again
+    # once a 3-entry table started afresh): the reference's spans every time.
+    monkeypatch.setattr(snippets, "_CACHED_OCCURRENCES", cached)
+    monkeypatch.setattr(snippets, "_occurrences", {})
+    rng = random.Random(21)
+    cases = []
+    for _ in range(300):
+        text = "".join(rng.choice(_ALPHABET) for _ in range(rng.randint(0, 60)))
+        pieces = [text[a : a + rng.randint(1, 4)] for a in (rng.randrange(len(text)) for _ in range(rng.randint(0, 5)))] if text else []
+        cases.append((text, pieces + ["ab", "数据", "_", "b\n"]))
+    for _ in range(2):
+        for text, surfaces in cases:
+            assert match_spans(text, surfaces) == _regex_match_spans(text, surfaces), (text, surfaces)
+    assert 0 < len(snippets._occurrences) <= cached
