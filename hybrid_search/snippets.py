@@ -33,18 +33,29 @@ _SENTENCE_END = re.compile(r"[.!?。！？\n](?:(?<=[.!?])[\"'”’)\]]*(?=\s)|
 _WORD_CHARS = re.compile(r"^\w+$")
 
 
-# Where each surface occurs in a text, kept per process: the same chunks come
-# back as hits query after query, and their matched words with them (a few
-# hundred bytes a pair; the table starts afresh when full).
-_CACHED_OCCURRENCES = 1 << 16
-_occurrences: dict[tuple[str, str], tuple[int, ...]] = {}
+# Where each surface occurs in a text, kept per process for the last texts
+# met: the same chunks come back as hits query after query, and their matched
+# words with them (a few hundred bytes a word, and the text as the key; the
+# table starts afresh when full).
+_CACHED_TEXTS = 2048
+_occurrences: dict[str, dict[str, tuple[int, ...]]] = {}  # text -> surface -> starts
 
 
-def _starts(text: str, surface: str) -> tuple[int, ...]:
+def _starts_in(text: str) -> dict[str, tuple[int, ...]]:
+    """The table of where surfaces start in ``text`` (filled by ``_starts``)."""
+    found = _occurrences.get(text)
+    if found is None:
+        if len(_occurrences) >= _CACHED_TEXTS:
+            _occurrences.clear()
+        found = _occurrences[text] = {}
+    return found
+
+
+def _starts(text: str, surface: str, known: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
     """Where ``surface`` starts a match in ``text``: every occurrence, or for a
-    surface of word characters only, every whole-word one."""
-    key = (text, surface)
-    found = _occurrences.get(key)
+    surface of word characters only, every whole-word one (``known``: the
+    text's table)."""
+    found = known.get(surface)
     if found is not None:
         return found
     starts = []
@@ -69,10 +80,7 @@ def _starts(text: str, surface: str) -> tuple[int, ...]:
             ):
                 starts.append(at)
             at = find(surface, at + 1)
-    found = tuple(starts)
-    if len(_occurrences) >= _CACHED_OCCURRENCES:
-        _occurrences.clear()
-    _occurrences[key] = found
+    found = known[surface] = tuple(starts)
     return found
 
 
@@ -93,8 +101,9 @@ def match_spans(text: str, surfaces: Sequence[str]) -> list[tuple[int, int, str]
     # filed first and longer ones overwrite them (two surfaces of one length
     # never start at one position: they would be the same string).
     longest_at: dict[int, str] = {}
+    known = _starts_in(text)
     for surface in reversed(usable):
-        longest_at.update(zip(_starts(text, surface), repeat(surface)))
+        longest_at.update(zip(_starts(text, surface, known), repeat(surface)))
     # The regex scan: the leftmost match, then on from its end (no overlaps).
     spans = []
     reached = 0

@@ -244,11 +244,11 @@ def test_best_passage_agrees_with_the_one_built_on_the_reference_spans_and_windo
         assert found == best_passage(text, surfaces, width), (text, surfaces, width)
 
 
-@pytest.mark.parametrize("cached", [1 << 16, 3])
+@pytest.mark.parametrize("cached", [2048, 3])
 def test_match_spans_of_texts_and_surfaces_seen_before_agree_with_the_regex(monkeypatch, cached):
     # Each (text, surface) first searched, then looked up (or searched again
-    # once a 3-entry table started afresh): the reference's spans every time.
-    monkeypatch.setattr(snippets, "_CACHED_OCCURRENCES", cached)
+    # once a 3-text table started afresh): the reference's spans every time.
+    monkeypatch.setattr(snippets, "_CACHED_TEXTS", cached)
     monkeypatch.setattr(snippets, "_occurrences", {})
     rng = random.Random(21)
     cases = []
