@@ -597,12 +597,17 @@ def summary(
 @app.command()
 def backends(
     dataset: str = typer.Argument("nvidia_sec_10k", help="preset name or BEIR folder (test split)"),
-    variants: str = typer.Option("torch,onnx,onnx-int8", help="comma list of torch, onnx, openvino, each optionally -int8 or -int8-smooth, and openvino-bf16 (torch fp32 is the reference)"),
+    variants: str = typer.Option(
+        "torch,onnx,onnx-int8",
+        help="comma list of torch, onnx, openvino, each optionally -int8 or -int8-smooth, openvino-bf16, and openvino-int8-static (the cross-encoder's calibrated int8; needs --parts rerank); torch fp32 is the reference",
+    ),
     reranker: str | None = typer.Option(None, help="trained cross-encoder folder: adds nDCG@10 of the reranked top 100 (default: a latency-only stand-in)"),
     rerank_queries: int = typer.Option(20, help="queries whose top 100 the stand-in reranks (a trained reranker reranks all)"),
     rerank_max_length: int = typer.Option(256, help="cross-encoder input tokens"),
     cache: Path = typer.Option(Path("runs"), help=CACHE_HELP),
     out: Path = typer.Option(Path("benchmarks/results/backends"), help="results folder"),
+    parts: str = typer.Option("all", help="all: encoders and cross-encoder; rerank: the cross-encoder only"),
+    calibration_queries: int = typer.Option(30, help="train-split queries whose candidates calibrate openvino-int8-static"),
 ) -> None:
     """Query encoding speed and nDCG@10 (dense and sparse paths), cross-encoder top-100 latency: torch fp32 vs ONNX Runtime / OpenVINO / int8, in one run."""
     from .backends import parse_variants, run_backends
@@ -615,6 +620,8 @@ def backends(
         rerank_max_length=rerank_max_length,
         cache=cache,
         out=out,
+        parts=parts,
+        calibration_queries=calibration_queries,
     )
     print((out / f"{dataset}.md").read_text(encoding="utf-8"))
 

@@ -254,12 +254,25 @@ class RerankConfig:
     # the CPU several times faster than torch (see hybrid_search.backends).
     backend: Backend = "torch"
     quantize: Quantize = "none"
+    # A JSONL file of (query, passage) pairs: with backend openvino and
+    # quantize int8, the activations are quantised too, their ranges
+    # calibrated on these pairs (hybrid_search.rerank_int8); without it int8
+    # is ONNX Runtime's dynamic quantisation. Your own queries' candidates,
+    # never the queries you evaluate on.
+    int8_calibration: str | None = None
 
     def __post_init__(self) -> None:
         _check_choice("RerankConfig", "kind", self.kind, RerankKind)
         check_backend("RerankConfig", self.backend, self.quantize)
         if self.backend != "torch" and self.kind != "cross-encoder":
             raise ConfigError(f"RerankConfig.backend={self.backend!r} needs kind 'cross-encoder' (FlagEmbedding runs on torch)")
+        if self.int8_calibration is not None:
+            if not isinstance(self.int8_calibration, str) or not self.int8_calibration.strip():
+                raise ConfigError(f"RerankConfig.int8_calibration must be a path to a JSONL file of pairs; got {self.int8_calibration!r}")
+            # torch/none is what a config holds before the runtime's backend is
+            # applied (serving_config); load_reranker refuses it if it stays.
+            if self.backend != "torch" or self.quantize != "none":
+                self.check_int8_calibration()
         _check_choice("RerankConfig", "long_passages", self.long_passages, LongPassages)
         _check_positive("RerankConfig", "top_n", self.top_n)
         _check_positive("RerankConfig", "max_length", self.max_length)
@@ -270,6 +283,19 @@ class RerankConfig:
             raise ConfigError(f"RerankConfig.min_score must lie in [0, 1]; got {self.min_score!r}")
         if not isinstance(self.first_stage_weight, (int, float)) or not 0.0 <= self.first_stage_weight <= 1.0:
             raise ConfigError(f"RerankConfig.first_stage_weight must lie in [0, 1]; got {self.first_stage_weight!r}")
+
+
+    def check_int8_calibration(self) -> None:
+        """int8_calibration, when set, goes with backend openvino, quantize int8
+        and a cross-encoder (ConfigError naming the field otherwise)."""
+        if self.int8_calibration is None:
+            return
+        if (self.backend, self.quantize, self.kind) != ("openvino", "int8", "cross-encoder"):
+            raise ConfigError(
+                "RerankConfig.int8_calibration calibrates OpenVINO's static int8 for a cross-encoder: it needs kind "
+                f"'cross-encoder', backend 'openvino' and quantize 'int8'; got kind {self.kind!r}, backend {self.backend!r}, "
+                f"quantize {self.quantize!r}"
+            )
 
 
 @dataclass(frozen=True)

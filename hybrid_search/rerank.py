@@ -15,11 +15,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from .config import RerankConfig, RuntimeConfig
 from .backends import accelerate, serving_config
 from .encoders import describe_load_failure, model_device
+from .rerank_int8 import read_calibration_pairs, static_int8_model
 
 __all__ = ["Reranker", "load_reranker", "split_windows", "window_budget"]
 
@@ -161,7 +163,15 @@ class SentenceTransformerCrossEncoder(_WindowedReranker):
             )
         except Exception as error:  # noqa: BLE001
             raise describe_load_failure("cross-encoder reranker", config.model, error) from error
-        self.exported = accelerate(self.model, config.backend, config.quantize)
+        derive = None
+        if config.int8_calibration is not None:
+            pairs = read_calibration_pairs(config.int8_calibration)
+            model = self.model
+
+            def derive(plain: Path) -> Path:
+                return static_int8_model(plain, pairs, model.preprocess, max_length=config.max_length)
+
+        self.exported = accelerate(self.model, config.backend, config.quantize, derive=derive)
         if runtime.use_fp16() and self.exported is None:
             self.model.model.half()
         self.tokenizer = self.model.tokenizer
@@ -176,6 +186,7 @@ class SentenceTransformerCrossEncoder(_WindowedReranker):
 
 def load_reranker(config: RerankConfig, runtime: RuntimeConfig) -> Reranker:
     config = serving_config(config, runtime)
+    config.check_int8_calibration()
     if config.kind == "flag":
         return FlagCrossEncoder(config, runtime)
     return SentenceTransformerCrossEncoder(config, runtime)

@@ -14,7 +14,7 @@ The config file has one table per concern::
     [collection]  name, dense_model, dense_kind, query_prompt, document_prompt,
                   sparse_model, sparse_kind, language, user_dict, no_dense, no_sparse
     [rerank]      model, kind, top_n, min_score, max_length, long_passages,
-                  first_stage_weight
+                  first_stage_weight, int8_calibration
     [search]      k, depth, paths, fusion
 """
 
@@ -105,6 +105,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rerank", "max_length", int, 512),
     Setting("rerank", "long_passages", LongPassages, "truncate"),
     Setting("rerank", "first_stage_weight", float, 0.0),
+    Setting("rerank", "int8_calibration", str | None),
     Setting("search", "k", int, 10),
     Setting("search", "depth", int, 100),
     Setting("search", "paths", str | None),
@@ -318,4 +319,5 @@ class LayeredSettings:
             max_length=self.get("rerank", "max_length"),
             long_passages=self.get("rerank", "long_passages"),
             first_stage_weight=self.get("rerank", "first_stage_weight", first_stage_weight),
+            int8_calibration=self.get("rerank", "int8_calibration"),
         )

@@ -184,6 +184,9 @@ class ApiSettings(BaseSettings):
     rerank_first_stage_weight: float = Field(
         0.0, ge=0.0, le=1.0, description="mix the fused score into the rerank order (0: pure rerank; tune on held-out queries)"
     )
+    rerank_int8_calibration: str | None = Field(
+        None, description="JSONL of (query, text) pairs calibrating the cross-encoder's static int8 (needs backend openvino, quantize int8)"
+    )
     device: Device = "auto"
     fp16: bool | None = Field(None, description="half precision (unset: on CUDA only)")
     backend: Backend | None = Field(None, description="torch, onnx or openvino for every model (unset: as each collection records)")
@@ -311,6 +314,7 @@ class ApiSettings(BaseSettings):
             max_length=self.rerank_max_length,
             long_passages=self.rerank_long_passages,
             first_stage_weight=self.rerank_first_stage_weight,
+            int8_calibration=self.rerank_int8_calibration,
         )
 
     def default_dense(self) -> DenseEncoderConfig | None:
