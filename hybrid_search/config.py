@@ -284,7 +284,6 @@ class RerankConfig:
         if not isinstance(self.first_stage_weight, (int, float)) or not 0.0 <= self.first_stage_weight <= 1.0:
             raise ConfigError(f"RerankConfig.first_stage_weight must lie in [0, 1]; got {self.first_stage_weight!r}")
 
-
     def check_int8_calibration(self) -> None:
         """int8_calibration, when set, goes with backend openvino, quantize int8
         and a cross-encoder (ConfigError naming the field otherwise)."""

@@ -154,6 +154,8 @@ class SentenceTransformerCrossEncoder(_WindowedReranker):
         from sentence_transformers import CrossEncoder
 
         self.config = config
+        # Read before the model loads: a bad file fails at once.
+        pairs = read_calibration_pairs(config.int8_calibration) if config.int8_calibration is not None else None
         try:
             self.model = CrossEncoder(
                 _expand(config.model),
@@ -164,12 +166,11 @@ class SentenceTransformerCrossEncoder(_WindowedReranker):
         except Exception as error:  # noqa: BLE001
             raise describe_load_failure("cross-encoder reranker", config.model, error) from error
         derive = None
-        if config.int8_calibration is not None:
-            pairs = read_calibration_pairs(config.int8_calibration)
-            model = self.model
+        if pairs is not None:
+            model, chosen = self.model, pairs
 
             def derive(plain: Path) -> Path:
-                return static_int8_model(plain, pairs, model.preprocess, max_length=config.max_length)
+                return static_int8_model(plain, chosen, model.preprocess, max_length=config.max_length)
 
         self.exported = accelerate(self.model, config.backend, config.quantize, derive=derive)
         if runtime.use_fp16() and self.exported is None:
