@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hybrid_search import Engine, SchemaVersionError
+from hybrid_search.backends import EXPORT_FORMAT
 from hybrid_search.config import (
     AnalyzerConfig,
     CollectionConfig,
@@ -40,12 +41,24 @@ DEFAULT_CACHE = Path("runs")
 COLLECTION = "beir"
 
 
+# What a (backend, quantize) pair computes, versioned: bumped when that
+# changes without a new export file, so that an index cached by the older
+# rule is not reused. 2: OpenVINO computes f32 unless quantize is "bf16" (it
+# had chosen bf16 itself on a CPU with native bf16).
+BACKEND_RULES = 2
+
+
 def _encoder_key(config: Any) -> dict[str, Any] | None:
     """An encoder's part of the cache key; torch fp32 (the default backend) is
-    left out, so indexes cached before backends existed keep their keys."""
+    left out, so indexes cached before backends existed keep their keys. An
+    exported backend adds the export format and :data:`BACKEND_RULES`."""
     plain = to_plain(config)
-    if plain is not None and (plain.get("backend"), plain.get("quantize")) == ("torch", "none"):
+    if plain is None:
+        return None
+    if (plain.get("backend"), plain.get("quantize")) == ("torch", "none"):
         del plain["backend"], plain["quantize"]
+    elif plain.get("backend") not in (None, "torch"):
+        plain["export"] = {"format": EXPORT_FORMAT, "rules": BACKEND_RULES}
     return plain
 
 
