@@ -274,8 +274,11 @@ def _export(hf_model: Any, tokenizer: Any, signature: _Signature, target: Path) 
     # included): two passes over tokens x vocabulary fewer (splade-tiny: the
     # session's kernels 4.31 -> ~3.7 ms for a 32-token query).
     output_layer = hf_model.get_output_embeddings() if signature.splade is not None and signature.splade[0] == "max" else None
-    fill: list[Any] = [output_layer] if isinstance(output_layer, torch.nn.Linear) else [None]
-    output_bias = fill[0].bias if fill[0] is not None else None
+    linear = output_layer if isinstance(output_layer, torch.nn.Linear) else None
+    output_bias = linear.bias if linear is not None else None
+    # The layer whose input padding _Forward fills (read through the closure),
+    # None once the check below finds the numbers differ.
+    filled = linear
 
     class _Forward(torch.nn.Module):
         def __init__(self) -> None:
@@ -289,9 +292,9 @@ def _export(hf_model: Any, tokenizer: Any, signature: _Signature, target: Path) 
                 tokens["token_type_ids"] = token_type_ids
             if signature.splade is None:
                 return self.model(**tokens, return_dict=True)[signature.output]
-            if fill[0] is None:
+            if filled is None:
                 return _splade_pool(self.model(**tokens, return_dict=True)[signature.output], attention_mask, *signature.splade)
-            hook = fill[0].register_forward_pre_hook(lambda _layer, inputs: (_fill_padding(inputs[0], attention_mask), *inputs[1:]))
+            hook = filled.register_forward_pre_hook(lambda _layer, inputs: (_fill_padding(inputs[0], attention_mask), *inputs[1:]))
             try:
                 pooled = self.model(**tokens, return_dict=True)[signature.output].amax(dim=1)
             finally:
@@ -312,16 +315,16 @@ def _export(hf_model: Any, tokenizer: Any, signature: _Signature, target: Path) 
     level = exporter_log.level
     exporter_log.setLevel(logging.ERROR)  # "torchvision is not installed" and similar notes
     try:
-        if fill[0] is not None:
+        if filled is not None:
             # A head that does more after that Linear, or feeds it something
             # other than the tokens' rows, keeps the mask over the logits.
             with torch.no_grad():
                 logits = hf_model(**dict(zip(signature.inputs, args, strict=True)), return_dict=True)[signature.output]
                 masked = _splade_pool(logits, sample["attention_mask"], *signature.splade)  # type: ignore[misc]
-                fill[0].bias = None  # added by _Forward after the max; put back below
+                filled.bias = None  # added by _Forward after the max; put back below
                 if not torch.allclose(forward(*args), masked, rtol=1e-4, atol=1e-5):
-                    fill[0].bias = output_bias
-                    fill[0] = None
+                    filled.bias = output_bias
+                    filled = None
         with torch.no_grad(), warnings.catch_warnings(), _export_attention(hf_model, signature):
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -340,15 +343,15 @@ def _export(hf_model: Any, tokenizer: Any, signature: _Signature, target: Path) 
     except Exception as error:  # noqa: BLE001 - exporter failures of any kind become one clear error
         raise ModelLoadError(f"could not export the model to ONNX ({type(error).__name__}: {error}); use backend 'torch'") from error
     finally:
-        if output_layer is not None and isinstance(output_layer, torch.nn.Linear):
-            output_layer.bias = output_bias
+        if linear is not None:
+            linear.bias = output_bias
         exporter_log.setLevel(level)
         hf_model.train(was_training)
         if os.path.exists(temporary):
             os.unlink(temporary)
     if signature.splade is None:
         return {}
-    if fill[0] is None:
+    if filled is None:
         return {"splade_padding": "masked over the logits"}
     return {"splade_padding": "filled before the output layer", "splade_bias": "added after the max"}
 
@@ -360,8 +363,9 @@ def _publish(temporary: str, target: Path) -> None:
     os.replace(temporary, target)
 
 
-def _quantize(source: Path, target: Path) -> None:
-    """int8 weights, activations quantised on the fly (dynamic quantisation)."""
+def _quantize(source: Path, target: Path, op_types: Sequence[str] | None = None) -> None:
+    """int8 weights, activations quantised on the fly (dynamic quantisation);
+    ``op_types``: only ops of these types (ONNX Runtime's default set when None)."""
     _require("onnxruntime", "onnx", "quantising a model to int8")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -372,7 +376,7 @@ def _quantize(source: Path, target: Path) -> None:
         level = quiet.level
         quiet.setLevel(logging.ERROR)
         try:
-            quantize_dynamic(source, temporary, weight_type=QuantType.QInt8, per_channel=True)
+            quantize_dynamic(source, temporary, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=op_types)
         finally:
             quiet.setLevel(level)
         _publish(temporary, target)
@@ -442,7 +446,7 @@ def _ensure_export(hf_model: Any, tokenizer: Any, signature: _Signature, quantiz
             from .smooth_quant import smooth_quantize
 
             logger.info("quantising %s to %s (int8-smooth, once per model)", plain, quantized)
-            smooth_quantize(plain, quantized, _calibration_feeds(tokenizer, signature, max_length), publish=_publish)
+            smooth_quantize(plain, quantized, _calibration_feeds(tokenizer, signature, max_length))
     return quantized
 
 
@@ -574,7 +578,9 @@ def accelerate(st_model: Any, backend: Backend, quantize: Quantize, *, derive: C
         raise ConfigError(f"backend {backend!r} needs a Transformer first module; this model starts with {type(module).__name__}")
     pooling = _splade_pooling(st_model)
     signature = _signature(module, None if pooling is None else (pooling.pooling_strategy, pooling.activation_function))
-    path = _ensure_export(hf_model, module.tokenizer, signature, "none" if derive is not None else quantize, getattr(module, "max_seq_length", None))
+    # A derived model is made from the plain export, and quantize names what it became.
+    exported_as = "none" if derive is not None else quantize
+    path = _ensure_export(hf_model, module.tokenizer, signature, exported_as, getattr(module, "max_seq_length", None))
     if derive is not None:
         path = derive(path)
     if backend == "onnx":
@@ -584,7 +590,7 @@ def accelerate(st_model: Any, backend: Backend, quantize: Quantize, *, derive: C
         # Softmax, residual adds) in bf16 where native: 12% faster on Zen 5,
         # scores as far from torch's as with f32 (MiniLM-L6 stand-in, top 100:
         # 0.0014 against 0.0015 at most).
-        runner, precision = _openvino_runner(path, "none" if derive is not None else quantize, bf16_where_native=derive is not None)
+        runner, precision = _openvino_runner(path, exported_as, bf16_where_native=derive is not None)
     module.model = _make_module_class()(hf_model.config, str(getattr(hf_model, "name_or_path", "")), runner, signature)
     if signature.splade is not None:
         assert pooling is not None

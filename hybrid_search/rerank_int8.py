@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import session_feeds
+from .backends import _publish, _sha256, session_feeds
 from .errors import ConfigError, MissingDependencyError, ModelLoadError
 
 __all__ = ["MIN_CALIBRATION_PAIRS", "read_calibration_pairs", "static_int8_model"]
@@ -94,8 +94,7 @@ def _subset(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def _key(export: Path, pairs: Sequence[tuple[str, str]], max_length: int, nncf_version: str) -> tuple[str, dict[str, Any]]:
-    with export.open("rb") as handle:
-        export_sha = hashlib.file_digest(handle, "sha256").hexdigest()
+    export_sha = _sha256(export)
     digest = hashlib.sha256()
     for query, text in pairs:
         digest.update(json.dumps([query, text], ensure_ascii=False).encode())
@@ -158,8 +157,7 @@ def static_int8_model(export: Path, pairs: Sequence[tuple[str, str]], features: 
         # The .xml names no weights file: OpenVINO reads <same stem>.bin, so
         # the weights go into place first and the .xml (what is checked) last.
         for suffix in (".bin", ".xml"):
-            os.chmod(scratch.with_suffix(suffix), 0o644)
-            os.replace(scratch.with_suffix(suffix), target.with_suffix(suffix))
+            _publish(str(scratch.with_suffix(suffix)), target.with_suffix(suffix))
     finally:
         for suffix in (".bin", ".xml"):
             if scratch.with_suffix(suffix).exists():

@@ -35,7 +35,6 @@ both models on 2 Zen 5 cores with VNNI).
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -44,7 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MissingDependencyError, ModelLoadError
+from .backends import _quantize, _require
+from .errors import ModelLoadError
 
 __all__ = ["ALPHA", "CALIBRATION_TEXTS", "smooth_quantize"]
 
@@ -116,15 +116,6 @@ CALIBRATION_TEXTS: tuple[str, ...] = (
 # Long inputs too: some channels peak only at later positions, and documents
 # fill the model's whole length (truncated by the tokenizer).
 _LONG_TEXTS = tuple(" ".join(CALIBRATION_TEXTS[start:] + CALIBRATION_TEXTS[:start]) for start in range(0, len(CALIBRATION_TEXTS), 2))
-
-
-def _require(module: str, purpose: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        raise MissingDependencyError(module, "onnx", purpose) from error
 
 
 def _fold_constant_transposes(model: Any) -> None:
@@ -215,19 +206,11 @@ def _smooth(model: Any, feeds: Sequence[dict[str, np.ndarray]], alpha: float) ->
     model.graph.node.extend(ordered)
 
 
-def smooth_quantize(
-    source: Path,
-    target: Path,
-    tokenize: Callable[[str], dict[str, np.ndarray]],
-    *,
-    alpha: float = ALPHA,
-    publish: Callable[[str, Path], None],
-) -> None:
+def smooth_quantize(source: Path, target: Path, tokenize: Callable[[str], dict[str, np.ndarray]], *, alpha: float = ALPHA) -> None:
     """The fp32 export at ``source`` smoothed and quantised to ``target``.
     ``tokenize`` gives a text's session feeds (int64 arrays, batch of one)."""
-    onnx = _require("onnx", "quantize='int8-smooth'")
-    _require("onnxruntime", "quantize='int8-smooth'")
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    onnx = _require("onnx", "onnx", "quantize='int8-smooth'")
+    _require("onnxruntime", "onnx", "quantize='int8-smooth'")
 
     model = onnx.load(str(source))
     _fold_constant_transposes(model)
@@ -235,23 +218,11 @@ def smooth_quantize(
         _smooth(model, [tokenize(text) for text in CALIBRATION_TEXTS + _LONG_TEXTS], alpha)
     except Exception as error:  # noqa: BLE001 - a graph this does not understand: say so, serve nothing half-made
         raise ModelLoadError(f"could not prepare {source.name} for quantize='int8-smooth' ({type(error).__name__}: {error}); use quantize 'int8' or 'none'") from error
-    handles = []
+    handle, smoothed = tempfile.mkstemp(suffix=".smoothed.onnx", dir=target.parent)
+    os.close(handle)
     try:
-        for suffix in (".smoothed.onnx", ".onnx"):
-            handle, name = tempfile.mkstemp(suffix=suffix, dir=target.parent)
-            os.close(handle)
-            handles.append(name)
-        onnx.save(model, handles[0])
-        quiet = logging.getLogger()  # quantize_dynamic advises "pre-processing" on the root logger
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
-        try:
-            # MatMuls only: the embedding tables stay fp32 (see the module docstring).
-            quantize_dynamic(handles[0], handles[1], weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"])
-        finally:
-            quiet.setLevel(level)
-        publish(handles[1], target)
+        onnx.save(model, smoothed)
+        # MatMuls only: the embedding tables stay fp32 (see the module docstring).
+        _quantize(Path(smoothed), target, op_types=["MatMul"])
     finally:
-        for name in handles:
-            if os.path.exists(name):
-                os.unlink(name)
+        os.unlink(smoothed)

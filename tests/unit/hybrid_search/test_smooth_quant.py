@@ -102,7 +102,7 @@ def test_the_quantised_file_keeps_embeddings_fp32_and_quantises_the_tied_output_
     source, target = tmp_path / "model.onnx", tmp_path / "model_qint8_smooth.onnx"
     onnx.save(_graph(), str(source))
     texts = iter(FEEDS * 50)
-    smooth_quant.smooth_quantize(source, target, lambda _text: next(texts), publish=lambda temporary, path: Path(temporary).replace(path))
+    smooth_quant.smooth_quantize(source, target, lambda _text: next(texts))
     quantized = onnx.load(str(target))
     constants = {tensor.name: tensor for tensor in quantized.graph.initializer}
     gather = next(node for node in quantized.graph.node if node.op_type == "Gather")
@@ -120,5 +120,5 @@ def test_a_graph_it_cannot_calibrate_is_refused_with_the_choices_left(tmp_path: 
     source = tmp_path / "model.onnx"
     onnx.save(_graph(), str(source))
     with pytest.raises(ModelLoadError, match="quantize='int8-smooth'.*use quantize 'int8' or 'none'"):
-        smooth_quant.smooth_quantize(source, tmp_path / "out.onnx", lambda _text: {"input_ids": np.array([[1]])}, publish=lambda a, b: None)
+        smooth_quant.smooth_quantize(source, tmp_path / "out.onnx", lambda _text: {"input_ids": np.array([[1]])})
     assert not (tmp_path / "out.onnx").exists()
