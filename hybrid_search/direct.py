@@ -35,7 +35,7 @@ import numpy as np
 
 from .backends import session_feeds
 
-__all__ = ["DirectPath", "direct_path"]
+__all__ = ["DirectPath", "chain_pooling", "direct_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +127,21 @@ def direct_path(model: Any, exported: Any) -> tuple[DirectPath | None, str]:
 
     if not isinstance(exported, ExportedModel):
         return None, "the model runs on torch"
-    transformer = model[0]
     signature = exported.signature
+    sparse = signature.splade is not None
+    if not sparse and signature.output != "last_hidden_state":
+        return None, f"its export gives {signature.output!r}, not token embeddings"
+    pooling, problem = chain_pooling(model, sparse=sparse)
+    if pooling is None:
+        return None, str(problem)
+    return DirectPath(model=model, run=exported.runner, inputs=signature.inputs, pooling=pooling), "direct"
+
+
+def chain_pooling(model: Any, *, sparse: bool) -> tuple[Pooling | None, str | None]:
+    """The pooling that reproduces ``model``'s encode from its Transformer's
+    token outputs and sentence-transformers' own tokenisation, or why it
+    cannot (also used by :mod:`hybrid_search.packed` for torch dense models)."""
+    transformer = model[0]
     if not all(hasattr(model, name) for name in ("preprocess", "_resolve_prompt", "_input_length", "prompts")):
         return None, "this sentence-transformers version has no preprocess/_resolve_prompt to tokenise as encode does"
     if getattr(transformer, "query_expansion", None) is not None:
@@ -138,13 +151,9 @@ def direct_path(model: Any, exported: Any) -> tuple[DirectPath | None, str]:
         return None, "its Transformer flattens inputs"
     if getattr(model, "_distributed_inference", None) is not None:
         return None, "it runs distributed inference"
-    sparse = signature.splade is not None
-    if not sparse and (signature.output != "last_hidden_state" or getattr(transformer, "module_output_name", "") != "token_embeddings"):
-        return None, f"its Transformer gives {signature.output!r}, not token embeddings"
-    pooling, problem = _chain_problem(model, sparse)
-    if pooling is None:
-        return None, str(problem)
-    return DirectPath(model=model, run=exported.runner, inputs=signature.inputs, pooling=pooling), "direct"
+    if not sparse and getattr(transformer, "module_output_name", "") != "token_embeddings":
+        return None, "its Transformer does not give token embeddings"
+    return _chain_problem(model, sparse)
 
 
 def attach(model: Any, exported: Any, label: str) -> DirectPath | None:

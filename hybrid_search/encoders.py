@@ -25,8 +25,9 @@ import numpy as np
 
 from .backends import accelerate, serving_config
 from .config import DenseEncoderConfig, RuntimeConfig, SparseEncoderConfig
-from .direct import DirectPath, attach
+from .direct import DirectPath, attach, chain_pooling
 from .errors import ModelKindError, ModelLoadError
+from .packed import checked, packed_hidden
 
 __all__ = [
     "SparseVector",
@@ -121,10 +122,33 @@ class SentenceTransformerDense:
         # An exported model's session called without sentence-transformers'
         # module chain, when that chain is one hybrid_search.direct reproduces.
         self.direct: DirectPath | None = attach(self.model, self.exported, f"dense model {config.model!r}")
+        # Query batches on torch run packed (no padding) where the chain allows
+        # it and the probe texts agree with the padded path (packed.py).
+        self._packed_pooling = self._find_packed_pooling(f"dense model {config.model!r}")
 
     @property
     def tokenizer(self) -> Any:
         return self.model.tokenizer
+
+    def _find_packed_pooling(self, label: str) -> str | None:
+        if self.exported is not None:
+            return None
+        pooling, _ = chain_pooling(self.model, sparse=False)
+        if pooling not in ("mean", "cls"):
+            return None
+        body = getattr(self.model[0], "auto_model", None)
+        padded = lambda texts: self._encode(texts, self.query_prompt)  # noqa: E731
+        packed = lambda texts: self._encode_packed(texts, self.query_prompt, pooling)  # noqa: E731
+        return pooling if checked(label, body, padded, packed, tolerance=1e-5) else None
+
+    def _encode_packed(self, texts: Sequence[str], prompt: str, pooling: str) -> np.ndarray:
+        """``_encode``'s vectors for a batch of queries, computed in packed rows."""
+        import torch
+
+        features = self.model.preprocess(list(texts), prompt=self.model._resolve_prompt(prompt or None, None))
+        states = packed_hidden(self.model[0].auto_model, features)
+        pooled = torch.stack([state[0] if pooling == "cls" else state.mean(dim=0) for state in states])
+        return torch.nn.functional.normalize(pooled, dim=-1).numpy().astype(np.float32, copy=False)
 
     def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
         if self.direct is not None and texts:
@@ -141,6 +165,8 @@ class SentenceTransformerDense:
         return np.asarray(vectors, dtype=np.float32)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if self._packed_pooling is not None and len(texts) > 1:
+            return self._encode_packed(texts, self.query_prompt, self._packed_pooling)
         return self._encode(texts, self.query_prompt)
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
@@ -267,6 +293,12 @@ class SpladeSparse:
             self.model.max_seq_length = config.max_length
         self.direct: DirectPath | None = attach(self.model, self.exported, f"SPLADE model {config.model!r}")
         self._packed_head = self._find_packed_head()
+        # Its body runs packed rows too when the probe texts agree (packed.py).
+        self._packed_rows = False
+        if self._packed_head is not None:
+            padded = lambda texts: self._pooled_packed(texts).numpy()  # noqa: E731
+            packed = lambda texts: self._pooled_packed(texts, rows=True).numpy()  # noqa: E731
+            self._packed_rows = checked(f"SPLADE model {config.model!r}", self._packed_head[0], padded, packed, tolerance=1e-4)
 
     @property
     def tokenizer(self) -> Any:
@@ -337,6 +369,11 @@ class SpladeSparse:
         (both monotone, padding adds zeros), so the head's max over a query's
         tokens gives the same vector (same terms; weights within float
         rounding, 3e-6 on weights of ~1, as any change of batch shape)."""
+        return self._to_dicts(self._pooled_packed(texts, rows=self._packed_rows and len(texts) > 1))
+
+    def _pooled_packed(self, texts: Sequence[str], *, rows: bool = False) -> Any:
+        """texts x vocabulary pooled weights; ``rows``: the body runs packed
+        rows (no padding) instead of the padded batch."""
         import torch
 
         body, head = self._packed_head  # type: ignore[misc]
@@ -345,13 +382,16 @@ class SpladeSparse:
         inputs = {
             name: features[name].to(device) for name in ("input_ids", "attention_mask", "token_type_ids") if name in features
         }
-        mask = inputs["attention_mask"].bool()
         with torch.inference_mode():
-            hidden = body(**inputs).last_hidden_state
+            if rows:
+                states = packed_hidden(body, inputs)
+            else:
+                mask = inputs["attention_mask"].bool()
+                hidden = body(**inputs).last_hidden_state
+                states = [hidden[i][mask[i]] for i in range(len(texts))]
             # One query at a time: its (tokens x vocabulary) logits stay small.
-            peaks = [head(hidden[i][mask[i]]).max(dim=0).values for i in range(len(texts))]
-            pooled = torch.log1p(torch.relu(torch.stack(peaks)))
-        return self._to_dicts(pooled)
+            peaks = [head(state).max(dim=0).values for state in states]
+            return torch.log1p(torch.relu(torch.stack(peaks)))
 
 
 # Which outputs a query asks for: (dense, sparse). Only queries asking for the

@@ -1,0 +1,37 @@
+"""Packing query lengths into rows (packed.py): pure logic."""
+
+from __future__ import annotations
+
+import pytest
+
+from hybrid_search.packed import PACK_TOKENS, pack_groups
+
+pytestmark = pytest.mark.unit
+
+
+def test_lengths_fill_rows_in_order_up_to_the_limit():
+    assert pack_groups([3, 4, 2, 5, 1], limit=8) == [[0, 1], [2, 3, 4]]
+
+
+def test_a_row_holds_exactly_the_limit():
+    assert pack_groups([4, 4, 4], limit=8) == [[0, 1], [2]]
+
+
+def test_a_length_over_the_limit_gets_a_row_of_its_own():
+    assert pack_groups([2, 20, 3], limit=8) == [[0], [1], [2]]
+
+
+def test_every_index_once_and_no_row_over_the_limit_unless_alone():
+    lengths = [7, 1, 30, 12, 12, 5, 60, 3, 3, 3]
+    groups = pack_groups(lengths, limit=24)
+    assert [i for group in groups for i in group] == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in group) <= 24 or len(group) == 1 for group in groups)
+
+
+def test_no_lengths_no_rows():
+    assert pack_groups([]) == []
+
+
+def test_typical_query_batches_fit_one_row():
+    # 8 queries of ~23 tokens (cranfield's mean) are one model call.
+    assert len(pack_groups([23] * 8)) == 1 and PACK_TOKENS >= 8 * 23
