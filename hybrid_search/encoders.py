@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -122,13 +123,17 @@ class SentenceTransformerDense:
         # An exported model's session called without sentence-transformers'
         # module chain, when that chain is one hybrid_search.direct reproduces.
         self.direct: DirectPath | None = attach(self.model, self.exported, f"dense model {config.model!r}")
-        # Query batches on torch run packed (no padding) where the chain allows
-        # it and the probe texts agree with the padded path (packed.py).
-        self._packed_pooling = self._find_packed_pooling(f"dense model {config.model!r}")
 
     @property
     def tokenizer(self) -> Any:
         return self.model.tokenizer
+
+    @cached_property
+    def _packed_pooling(self) -> str | None:
+        """The pooling of packed query batches (packed.py), or None: padded.
+        Checked on the first batch of several queries, not at load: a process
+        that searches one query at a time (the CLI) never pays for the check."""
+        return self._find_packed_pooling(f"dense model {self.config.model!r}")
 
     def _find_packed_pooling(self, label: str) -> str | None:
         if self.exported is not None:
@@ -165,7 +170,7 @@ class SentenceTransformerDense:
         return np.asarray(vectors, dtype=np.float32)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        if self._packed_pooling is not None and len(texts) > 1:
+        if len(texts) > 1 and self._packed_pooling is not None:
             return self._encode_packed(texts, self.query_prompt, self._packed_pooling)
         return self._encode(texts, self.query_prompt)
 
@@ -293,16 +298,21 @@ class SpladeSparse:
             self.model.max_seq_length = config.max_length
         self.direct: DirectPath | None = attach(self.model, self.exported, f"SPLADE model {config.model!r}")
         self._packed_head = self._find_packed_head()
-        # Its body runs packed rows too when the probe texts agree (packed.py).
-        self._packed_rows = False
-        if self._packed_head is not None:
-            padded = lambda texts: self._pooled_packed(texts).numpy()  # noqa: E731
-            packed = lambda texts: self._pooled_packed(texts, rows=True).numpy()  # noqa: E731
-            self._packed_rows = checked(f"SPLADE model {config.model!r}", self._packed_head[0], padded, packed, tolerance=1e-4)
+        self._label = f"SPLADE model {config.model!r}"
 
     @property
     def tokenizer(self) -> Any:
         return self.model.tokenizer
+
+    @cached_property
+    def _packed_rows(self) -> bool:
+        """Whether the body runs packed rows (packed.py) under the packed head:
+        checked on the first batch of several queries, as for dense models."""
+        if self._packed_head is None:
+            return False
+        padded = lambda texts: self._pooled_packed(texts).numpy()  # noqa: E731
+        packed = lambda texts: self._pooled_packed(texts, rows=True).numpy()  # noqa: E731
+        return checked(self._label, self._packed_head[0], padded, packed, tolerance=1e-4)
 
     @staticmethod
     def _to_dicts(matrix: Any) -> list[SparseVector]:
@@ -369,7 +379,7 @@ class SpladeSparse:
         (both monotone, padding adds zeros), so the head's max over a query's
         tokens gives the same vector (same terms; weights within float
         rounding, 3e-6 on weights of ~1, as any change of batch shape)."""
-        return self._to_dicts(self._pooled_packed(texts, rows=self._packed_rows and len(texts) > 1))
+        return self._to_dicts(self._pooled_packed(texts, rows=len(texts) > 1 and self._packed_rows))
 
     def _pooled_packed(self, texts: Sequence[str], *, rows: bool = False) -> Any:
         """texts x vocabulary pooled weights; ``rows``: the body runs packed

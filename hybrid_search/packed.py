@@ -11,8 +11,8 @@ query per call (to float rounding, as any change of batch shape), for the
 cost of the real tokens plus attention across the row, which is small next to
 the linear layers at query lengths (rows are cut at ``PACK_TOKENS``).
 
-Only for what is known to work this way and checked when a model loads
-(:func:`packable`): a BERT model (absolute positions, token types; the
+Only for what is known to work this way, checked on a model's first batch
+of several queries (:func:`packable`, :func:`checked`): a BERT model (absolute positions, token types; the
 multilingual-e5 and MiniLM families and splade-tiny are BERT) in float32 on
 the CPU with eager or SDPA attention, which take a 4-D additive mask as it is.
 The check encodes probe texts both ways and keeps the packed path only if
