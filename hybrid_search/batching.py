@@ -2,11 +2,12 @@
 
 When several searches run side by side (the API with query micro-batching:
 their query encodes come back together), each path's Milvus search of each
-query would be a call of its own, taking turns on the store. Instead, the
-searches that queue while the store is busy with one call go together in the
-next: one ``MilvusClient.search`` with all their vectors (nq > 1), when they
-search the same collection and path with the same depth and filter. A search
-that finds the store free runs at once: nothing ever waits for company.
+query would be a call of its own. Instead, searches that queue while a call
+of their kind (key: collection, path, depth, filter, fields) is running go
+together in its next call: one ``MilvusClient.search`` with all their
+vectors (nq > 1). Calls of different keys run at the same time (a search's
+three paths, a read of rows), each mostly waiting on Milvus. A search whose
+key is free runs at once: nothing ever waits for company.
 
 Results are the same as one call per query (Milvus answers each query of a
 multi-query search on its own). If a shared call fails, each of its searches
@@ -39,8 +40,8 @@ class _Pending(Generic[R]):
 class SearchBatcher(Generic[R]):
     """``search(key, query)`` from many threads; ``run(key, queries)`` is called
     with the queries of one key that queued together (at most ``max_batch``)
-    and returns one result per query, in order. The calling threads take turns
-    running the calls; nothing runs in the background."""
+    and returns one result per query, in order. One call per key runs at a
+    time, in a calling thread; nothing runs in the background."""
 
     def __init__(self, run: Callable[[Hashable, list[Any]], Sequence[R]], *, max_batch: int = 32) -> None:
         if max_batch < 1:
@@ -49,7 +50,7 @@ class SearchBatcher(Generic[R]):
         self.max_batch = max_batch
         self._cond = threading.Condition()
         self._queue: deque[_Pending[R]] = deque()
-        self._busy = False
+        self._busy_keys: set[Hashable] = set()
         #: Calls made and the searches they carried (for tests and metrics).
         self.calls = 0
         self.searches = 0
@@ -59,37 +60,37 @@ class SearchBatcher(Generic[R]):
         with self._cond:
             self._queue.append(item)
             while not item.done:
-                if self._busy:
+                if item.key in self._busy_keys:
                     self._cond.wait()
                 else:
-                    self._lead()
+                    self._lead(item.key)
         if item.error is not None:
             raise item.error
         return item.result  # type: ignore[return-value]
 
-    def _take_batch(self) -> list[_Pending[R]]:
-        """The oldest search and, in arrival order, those with its key, up to max_batch."""
-        first = self._queue.popleft()
-        batch, kept = [first], deque()
+    def _take_batch(self, key: Hashable) -> list[_Pending[R]]:
+        """The queued searches with ``key``, oldest first, up to max_batch."""
+        batch: list[_Pending[R]] = []
+        kept: deque[_Pending[R]] = deque()
         while self._queue:
             item = self._queue.popleft()
-            if item.key == first.key and len(batch) < self.max_batch:
+            if item.key == key and len(batch) < self.max_batch:
                 batch.append(item)
             else:
                 kept.append(item)
         self._queue = kept
         return batch
 
-    def _lead(self) -> None:
-        """Holding the condition with the store free: run one call, hand out results."""
-        self._busy = True
-        batch = self._take_batch()
+    def _lead(self, key: Hashable) -> None:
+        """Holding the condition with no call of ``key`` running: run one, hand out results."""
+        self._busy_keys.add(key)
+        batch = self._take_batch(key)
         self._cond.release()
         try:
             self._run(batch)
         finally:
             self._cond.acquire()
-            self._busy = False
+            self._busy_keys.discard(key)
             self.calls += 1
             self.searches += len(batch)
             self._cond.notify_all()

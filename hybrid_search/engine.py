@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -47,6 +48,7 @@ from .plan import (
     MAX_DEPTH,
     MAX_K,
     MAX_QUERY_CHARS,
+    PathPlan,
     QueryPlan,
     SearchOptions,
     build_plan,
@@ -185,6 +187,9 @@ class Engine:
         # queue behind a busy store, and so do their reads of rows by primary
         # key (candidate_rows.py); query_batch_size 1 keeps one call per query.
         self.path_searches: SearchBatcher[Any] = SearchBatcher(self._store_search, max_batch=self.runtime.query_batch_size)
+        # A search's paths query the store side by side (see _retrieve); the
+        # threads start on first use and only ever wait on Milvus calls.
+        self._path_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="hybrid-search-path")
 
     # --- models --------------------------------------------------------------------
 
@@ -665,19 +670,26 @@ class Engine:
         self, plan: QueryPlan, path_queries: Mapping[str, Any], timings: dict[str, float], fields: tuple[str, ...]
     ) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[str, float]]]]:
         """Every running path's candidates (chunk id, raw score), best first, and their rows (``fields`` of them)."""
-        rows: dict[str, dict[str, Any]] = {}
-        ranked: dict[str, list[tuple[str, float]]] = {}
-        for step in plan.paths:
+
+        def search(step: PathPlan) -> list[tuple[dict[str, Any], float]]:
             t0 = time.perf_counter()
             data = path_queries.get(step.path)
             candidates = (
                 [] if data is None else self._search_path(plan.collection, step.path, data, step.depth, plan.filter_expression, fields)
             )
+            timings[step.path] = (time.perf_counter() - t0) * 1000
+            return candidates
+
+        # The paths' store calls run side by side: each mostly waits on Milvus.
+        others = [self._path_pool.submit(search, step) for step in plan.paths[1:]]
+        found = [search(plan.paths[0]), *(future.result() for future in others)] if plan.paths else []
+        rows: dict[str, dict[str, Any]] = {}
+        ranked: dict[str, list[tuple[str, float]]] = {}
+        for step, candidates in zip(plan.paths, found):
             ranked[step.path] = []
             for row, score in candidates:
                 rows.setdefault(row["id"], row)
                 ranked[step.path].append((row["id"], score))
-            timings[step.path] = (time.perf_counter() - t0) * 1000
         return rows, ranked
 
     @staticmethod
@@ -776,6 +788,7 @@ class Engine:
         return self.store.supervise()
 
     def close(self) -> None:
+        self._path_pool.shutdown(wait=False, cancel_futures=True)
         self.store.close()
 
     def __enter__(self) -> Engine:

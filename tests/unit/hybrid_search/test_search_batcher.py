@@ -1,6 +1,7 @@
-"""SearchBatcher: searches that queue behind a busy store share one call per
-key, each caller gets its own result, nothing waits when the store is free,
-and a failing shared call is retried query by query."""
+"""SearchBatcher: searches that queue behind a busy call of their key share
+one call, each caller gets its own result, nothing waits when its key is
+free (other keys' calls run at the same time), and a failing shared call is
+retried query by query."""
 
 from __future__ import annotations
 
@@ -73,26 +74,35 @@ def test_a_lone_search_runs_at_once_as_one_call():
     assert store.calls == [("bm25", ["cats"])]
 
 
-def test_searches_queued_behind_a_busy_store_share_one_call_per_key():
+def test_searches_queued_behind_a_busy_key_share_one_call_and_other_keys_run_at_once():
     store = FakeStore(hold_first=True)
     batcher = SearchBatcher(store, max_batch=3)
     first, first_result = _search_in_threads(batcher, [("bm25", "q0")])
     assert store.entered.wait(10)
     queued = [("bm25", "q1"), ("dense", "d1"), ("bm25", "q2"), ("bm25", "q3"), ("bm25", "q4")]
     threads, results = _search_in_threads(batcher, queued)
-    _wait_until(lambda: len(batcher._queue) == len(queued))
+    # The bm25 searches wait for the bm25 call; the dense one is in the store beside it.
+    _wait_until(lambda: len(batcher._queue) == 4 and len(store.calls) == 2)
+    assert store.calls[1] == ("dense", ["d1"]) and store.overlapped
     store.release.set()
     for thread in [*first, *threads]:
         thread.join(10)
     assert first_result[0] == ("bm25", "q0")
     assert results == {i: request for i, request in enumerate(queued)}  # every caller its own answer
-    # The oldest waiting key first, at most max_batch per call, arrival order kept.
-    assert store.calls[1:] in (
-        [("bm25", ["q1", "q2", "q3"]), ("dense", ["d1"]), ("bm25", ["q4"])],
-        [("bm25", ["q1", "q2", "q3"]), ("bm25", ["q4"]), ("dense", ["d1"])],
-    )
-    assert not store.overlapped  # one call at a time
+    # At most max_batch per call, arrival order kept.
+    assert store.calls[2:] == [("bm25", ["q1", "q2", "q3"]), ("bm25", ["q4"])]
     assert (batcher.calls, batcher.searches) == (4, 6)
+
+
+def test_one_call_per_key_at_a_time():
+    store = FakeStore()
+    batcher = SearchBatcher(store, max_batch=2)
+    threads, results = _search_in_threads(batcher, [("bm25", f"q{i}") for i in range(12)])
+    for thread in threads:
+        thread.join(10)
+    assert results == {i: ("bm25", f"q{i}") for i in range(12)}
+    assert not store.overlapped
+    assert all(len(queries) <= 2 for _, queries in store.calls)
 
 
 def test_max_batch_one_makes_one_call_per_search():
