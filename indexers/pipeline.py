@@ -95,8 +95,9 @@ class IngestConfig:
     prefetch_files: int = 16
     root_label: str | None = None
     #: Read and chunk the next files, encode one batch and write the one
-    #: before it side by side (off: one after another; the same rows either way).
-    overlap: bool = True
+    #: before it side by side (off: one after another; the same rows either
+    #: way). None: on when the encoders run on a GPU (see Engine.index).
+    overlap: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "reader_threads", "prefetch_files"):
