@@ -35,7 +35,7 @@ import numpy as np
 
 from .backends import session_feeds
 
-__all__ = ["DirectPath", "chain_pooling", "direct_path"]
+__all__ = ["DirectPath", "chain_pooling", "direct_path", "encode_prompt"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +55,7 @@ class DirectPath:
         """The prompt sentence-transformers would prepend: ``explicit`` (dense
         ``encode(prompt=...)``), else for a SPLADE task the prompt its
         ``encode_query`` / ``encode_document`` picks, else the default prompt."""
-        name = None
-        if explicit is None and task is not None:
-            candidates = ("query",) if task == "query" else ("document", "passage", "corpus")
-            name = next((candidate for candidate in candidates if candidate in self.model.prompts), None)
-        return self.model._resolve_prompt(explicit, name)
+        return encode_prompt(self.model, explicit=explicit, task=task)
 
     def rows(self, texts: Sequence[str], *, prompt: str | None, task: str | None, batch_size: int, normalize: bool) -> np.ndarray:
         """texts x output float32 rows, in the order of ``texts``."""
@@ -165,3 +161,15 @@ def attach(model: Any, exported: Any, label: str) -> DirectPath | None:
         else:
             logger.debug("%s: the exported session is called directly", label)
     return path
+
+
+def encode_prompt(model: Any, *, explicit: str | None = None, task: str | None = None) -> str | None:
+    """The prompt ``model``'s sentence-transformers encode would prepend:
+    ``explicit`` (dense ``encode(prompt=...)``), else for a SPLADE task the
+    prompt its ``encode_query`` / ``encode_document`` picks (document: the
+    first of document/passage/corpus it has), else the default prompt."""
+    name = None
+    if explicit is None and task is not None:
+        candidates = ("query",) if task == "query" else ("document", "passage", "corpus")
+        name = next((candidate for candidate in candidates if candidate in (model.prompts or {})), None)
+    return model._resolve_prompt(explicit, name)

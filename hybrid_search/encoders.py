@@ -26,7 +26,7 @@ import numpy as np
 
 from .backends import accelerate, serving_config
 from .config import DenseEncoderConfig, RuntimeConfig, SparseEncoderConfig
-from .direct import DirectPath, attach, chain_pooling
+from .direct import DirectPath, attach, chain_pooling, encode_prompt
 from .errors import ModelKindError, ModelLoadError
 from .packed import RowForward, choose_rows, pack_groups, packed_rows
 
@@ -130,9 +130,9 @@ class SentenceTransformerDense:
 
     @cached_property
     def _packed(self) -> RowForward | None:
-        """The row forward for queries in packed rows (packed.py), or None:
-        padded batches. Checked on the first query, not at load: a
-        process that only indexes never pays for the check."""
+        """The row forward for texts in packed rows (packed.py), or None:
+        padded batches. Checked on first use (a query or a document batch),
+        not at load."""
         return self._find_packed(f"dense model {self.config.model!r}")
 
     def _find_packed(self, label: str) -> RowForward | None:
@@ -147,7 +147,7 @@ class SentenceTransformerDense:
         return choose_rows(label, body, pooling, padded, packed, tolerance=1e-5)
 
     def _encode_packed(self, texts: Sequence[str], prompt: str, forward: RowForward) -> np.ndarray:
-        """``_encode``'s vectors for a batch of queries, computed in packed rows."""
+        """``_encode``'s vectors for ``texts`` (queries or documents), computed in packed rows."""
         features = self.model.preprocess(list(texts), prompt=self.model._resolve_prompt(prompt or None, None))
         pooled = packed_rows(features, forward, next(self.model.parameters()).dtype).numpy().astype(np.float32, copy=False)
         # torch.nn.functional.normalize's x / max(||x||, 1e-12), in numpy (see packed.py on the GIL).
@@ -360,11 +360,7 @@ class SpladeSparse:
         sentence-transformers' encode: a plain SPLADE model whose encode would
         add no prompt for the task (encode_document takes the first of
         document/passage/corpus that the model has, else the default prompt)."""
-        if self._packed_head is None:
-            return False
-        candidates = ("query",) if task == "query" else ("document", "passage", "corpus")
-        name = next((candidate for candidate in candidates if candidate in (self.model.prompts or {})), None)
-        return not self.model._resolve_prompt(None, name)
+        return self._packed_head is not None and not encode_prompt(self.model, task=task)
 
     def _encode_documents_by_head(self, texts: Sequence[str]) -> list[SparseVector]:
         """Document vectors with the MLM head run on each text's own tokens:
