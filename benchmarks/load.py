@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -421,6 +422,42 @@ def stage_latencies(metrics_text: str) -> dict[str, dict[str, float | None]]:
     return out
 
 
+_USAGE = re.compile(r'^hybrid_search_(query_encode_calls|queries_encoded|encode_seconds|store_calls|store_requests)_total(?:\{work="(\w+)"\})? ([0-9.eE+-]+)$')
+
+
+def usage_counters(metrics_text: str) -> dict[str, float]:
+    """The server's usage counters (``Engine.usage`` as exported on /metrics)."""
+    found: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        match = _USAGE.match(line)
+        if match:
+            name, work, value = match.groups()
+            found[f"{name}_{work}" if work else name] = float(value)
+    return found
+
+
+def usage_summary(before: Mapping[str, float], after: Mapping[str, float], seconds: float) -> dict[str, Any]:
+    """What the models and the store did over a run: the mean query micro-batch,
+    the share of the run's wall time the models spent on queries and on
+    documents, and how many store requests shared a Milvus call."""
+
+    def grew(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    calls, queries = grew("query_encode_calls"), grew("queries_encoded")
+    store_calls, store_requests = grew("store_calls"), grew("store_requests")
+    return {
+        "query_encode_calls": int(calls),
+        "queries_encoded": int(queries),
+        "mean_query_batch": round(queries / calls, 2) if calls else None,
+        "model_busy_queries": round(grew("encode_seconds_queries") / seconds, 3) if seconds > 0 else None,
+        "model_busy_documents": round(grew("encode_seconds_documents") / seconds, 3) if seconds > 0 else None,
+        "store_calls": int(store_calls),
+        "store_requests": int(store_requests),
+        "store_requests_per_call": round(store_requests / store_calls, 2) if store_calls else None,
+    }
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
@@ -456,6 +493,7 @@ async def _run(config: LoadConfig, server: _Server, log: Any) -> dict[str, Any]:
         recorder = _Recorder()
         written: list[str] = []
         writer_jobs: list[str] = []
+        usage_before = usage_counters((await client.get("/metrics")).text)
         load_before = os.getloadavg()
         started = time.monotonic()
         deadline = started + config.duration_s
@@ -466,7 +504,9 @@ async def _run(config: LoadConfig, server: _Server, log: Any) -> dict[str, Any]:
         await asyncio.gather(*tasks)
         elapsed = time.monotonic() - started
         load_after = os.getloadavg()
-        stages = stage_latencies((await client.get("/metrics")).text)
+        metrics_text = (await client.get("/metrics")).text
+        stages = stage_latencies(metrics_text)
+        usage = usage_summary(usage_before, usage_counters(metrics_text), elapsed)
         log(f"{recorder.total} requests in {elapsed:.1f} s; waiting for {len(writer_jobs)} writer jobs ...")
         job_states = await _wait_jobs(client, writer_jobs, timeout=600)
         log(f"checking that all {len(initial) + len(written)} documents can be fetched and found ...")
@@ -478,6 +518,7 @@ async def _run(config: LoadConfig, server: _Server, log: Any) -> dict[str, Any]:
         "load": summary,
         "writer": {"documents_written": len(written), "jobs": len(writer_jobs), "job_states": job_states},
         "server_stage_latency_ms": stages,
+        "server_usage": usage,
         "verification": verification,
         "load_average": {"before": load_before, "after": load_after},
         "ok": summary["errors"] == 0
@@ -517,6 +558,8 @@ def batching_comparison(off: dict[str, Any], on: dict[str, Any]) -> dict[str, An
         "search_p99_ms_on": searches_on.get("p99_ms"),
         "errors_off": off["load"]["errors"],
         "errors_on": on["load"]["errors"],
+        "mean_query_batch_off": off.get("server_usage", {}).get("mean_query_batch"),
+        "mean_query_batch_on": on.get("server_usage", {}).get("mean_query_batch"),
         "ok": off["ok"] and on["ok"],
     }
 
@@ -594,6 +637,7 @@ def comparison_markdown(result: dict[str, Any]) -> str:
         ["search QPS", c["search_qps_off"], c["search_qps_on"], c["search_qps_ratio"]],
         ["search p99 ms", c["search_p99_ms_off"], c["search_p99_ms_on"], None],
         ["errors (all endpoints)", c["errors_off"], c["errors_on"], None],
+        ["mean query micro-batch (server)", c.get("mean_query_batch_off"), c.get("mean_query_batch_on"), None],
     ]
     sections = [
         "# Load: query micro-batching off vs on, one command",
@@ -644,6 +688,7 @@ def load_markdown(result: dict[str, Any]) -> str:
         "",
         markdown_table(["stage", "count", "mean ms", "p50 ms", "p95 ms", "p99 ms"], stages),
         "",
+        *([usage_markdown(result["server_usage"]), ""] if result.get("server_usage") else []),
         (
             f"Afterwards: {verification['documents_checked']} documents checked, "
             f"{len(verification['missing_by_id'])} missing by id, {len(verification['missing_by_search'])} not found by search. "
@@ -656,6 +701,20 @@ def load_markdown(result: dict[str, Any]) -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+def usage_markdown(usage: Mapping[str, Any]) -> str:
+    """One paragraph on what the models and the store did during the run."""
+
+    def percent(share: float | None) -> str:
+        return "n/a" if share is None else f"{share * 100:.0f}%"
+
+    return (
+        f"During the run (server counters): {usage['queries_encoded']} queries encoded in {usage['query_encode_calls']} model calls "
+        f"(mean micro-batch {usage['mean_query_batch']}); the models were busy {percent(usage['model_busy_queries'])} of the run "
+        f"with queries and {percent(usage['model_busy_documents'])} with documents; {usage['store_requests']} path searches and "
+        f"row reads went to Milvus in {usage['store_calls']} calls ({usage['store_requests_per_call']} per call)."
+    )
 
 
 def load_command(

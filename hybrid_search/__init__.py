@@ -26,7 +26,7 @@ from .errors import (
 )
 from .filters import FilterCondition, parse_filter
 from .plan import PathPlan, QueryPlan, RerankPlan, SearchOptions
-from .types import Chunk, CollectionInfo, Hit, IndexReport, PathScore, SearchResult
+from .types import Chunk, CollectionInfo, EngineUsage, Hit, IndexReport, PathScore, SearchResult
 
 __all__ = [
     "__version__",
@@ -39,6 +39,7 @@ __all__ = [
     "ConfigError",
     "DenseEncoderConfig",
     "Engine",
+    "EngineUsage",
     "FilterCondition",
     "FilterError",
     "FusionConfig",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from .analyzers import Analyzer
-from .batching import SearchBatcher
+from .batching import ModelTally, SearchBatcher
 from .candidate_rows import TEXT_FIELDS, path_fields, read_ranked, read_shown
 from .collapse import collapse_duplicates
 from .config import (
@@ -39,7 +39,7 @@ from .errors import (
     StoreError,
 )
 from .filters import FilterCondition, compile_filters
-from .fusion import fuse_explained, normalize_scores
+from .fusion import fuse_explained
 from .hits import assemble_hits
 from .index_batches import write_batches
 from .manifest import config_differences, config_from_manifest, manifest_for
@@ -54,13 +54,14 @@ from .plan import (
     build_plan,
 )
 from .probe import check_probe, record_probe
-from .rerank import Reranker, load_reranker
+from .rerank import Reranker, load_reranker, order_reranked
 from .rows import RESERVED_METADATA_PREFIX, chunk_from_row, stored_chunk
 from .settings_store import SettingsStore
 from .store import OUTPUT_FIELDS, MilvusStore
 from .types import (
     Chunk,
     CollectionInfo,
+    EngineUsage,
     IndexReport,
     SearchResult,
     doc_id_problem,
@@ -70,8 +71,6 @@ __all__ = [
     "Engine",
     "SearchOptions",
     "check_metadata_keys",
-    "combine_rerank_scores",
-    "order_reranked",
     "MAX_K",
     "MAX_DEPTH",
     "MAX_QUERY_CHARS",
@@ -115,36 +114,6 @@ def check_metadata_keys(metadata: Mapping[str, Any], *, where: str = "metadata")
                 f"{where}: metadata key {key!r} starts with {RESERVED_METADATA_PREFIX!r}, which is reserved for "
                 "hybrid-search's own bookkeeping; rename the key"
             )
-
-
-def combine_rerank_scores(
-    head: Sequence[tuple[str, float]], rerank_scores: Mapping[str, float], first_stage_weight: float
-) -> dict[str, float]:
-    """The score each reranked candidate is ordered by:
-    ``(1 - w) * rerank_score + w * first_stage_norm``.
-
-    ``head`` is the reranked candidates with their first-stage (fused, or the
-    single path's) scores; ``first_stage_norm`` is that score min-max normalised
-    over the head, so both terms lie in [0, 1]. When every head score is equal
-    the first stage says nothing about the order and ``first_stage_norm`` is 1.0
-    for all. With w = 0 the rerank scores come back untouched.
-    """
-    if first_stage_weight == 0:
-        return {cid: rerank_scores[cid] for cid, _ in head}
-    normalized = normalize_scores([score for _, score in head], "min-max")
-    w = first_stage_weight
-    return {cid: (1.0 - w) * rerank_scores[cid] + w * norm for (cid, _), norm in zip(head, normalized)}
-
-
-def order_reranked(
-    head: Sequence[tuple[str, float]], rerank_scores: Mapping[str, float], first_stage_weight: float
-) -> tuple[list[tuple[str, float]], dict[str, float]]:
-    """``head`` (in first-stage order) re-ordered as ``Engine.search`` serves it:
-    by combined score (``combine_rerank_scores``), first-stage position breaking
-    ties. Returns the re-ordered head and the combined scores."""
-    combined = combine_rerank_scores(head, rerank_scores, first_stage_weight)
-    position = {cid: i for i, (cid, _) in enumerate(head)}
-    return sorted(head, key=lambda item: (-combined[item[0]], position[item[0]])), combined
 
 
 class Engine:
@@ -788,6 +757,22 @@ class Engine:
             return [{pk: found[pk] for pk in keys if pk in found} for keys in queries]
         _, name, path, depth, expression, fields = key
         return self.store.search(name, path, queries, limit=depth, expression=expression, output_fields=fields)
+
+    def usage(self) -> EngineUsage:
+        """What the loaded models and the store calls did since the engine started."""
+        # Not under self._lock, which is held while a model loads (seconds):
+        # copying the values is one step for CPython, safe beside an insert.
+        encoder_sets = list(self._encoder_cache.values())
+        models = sum((encoders.usage() for encoders in encoder_sets), ModelTally())
+        batcher = self.path_searches
+        return EngineUsage(
+            query_encode_calls=models.query_calls,
+            queries_encoded=models.queries,
+            query_encode_seconds=models.query_seconds,
+            document_encode_seconds=models.document_seconds,
+            store_calls=batcher.calls,
+            store_requests=batcher.searches,
+        )
 
     def supervise_store(self) -> str | None:
         """For a liveness probe: why the store cannot be brought back, or None

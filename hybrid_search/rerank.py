@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from .config import RerankConfig, RuntimeConfig
 from .backends import accelerate, serving_config
 from .encoders import describe_load_failure, model_device
+from .fusion import normalize_scores
 from .rerank_int8 import read_calibration_pairs, static_int8_model
 
-__all__ = ["Reranker", "load_reranker", "split_windows", "window_budget"]
+__all__ = ["Reranker", "combine_rerank_scores", "load_reranker", "order_reranked", "split_windows", "window_budget"]
 
 # [CLS] query [SEP] passage [SEP] (BERT) or <s> q </s></s> p </s> (XLM-R): at most 4.
 _SPECIAL_TOKENS = 4
@@ -191,3 +192,33 @@ def load_reranker(config: RerankConfig, runtime: RuntimeConfig) -> Reranker:
     if config.kind == "flag":
         return FlagCrossEncoder(config, runtime)
     return SentenceTransformerCrossEncoder(config, runtime)
+
+
+def combine_rerank_scores(
+    head: Sequence[tuple[str, float]], rerank_scores: Mapping[str, float], first_stage_weight: float
+) -> dict[str, float]:
+    """The score each reranked candidate is ordered by:
+    ``(1 - w) * rerank_score + w * first_stage_norm``.
+
+    ``head`` is the reranked candidates with their first-stage (fused, or the
+    single path's) scores; ``first_stage_norm`` is that score min-max normalised
+    over the head, so both terms lie in [0, 1]. When every head score is equal
+    the first stage says nothing about the order and ``first_stage_norm`` is 1.0
+    for all. With w = 0 the rerank scores come back untouched.
+    """
+    if first_stage_weight == 0:
+        return {cid: rerank_scores[cid] for cid, _ in head}
+    normalized = normalize_scores([score for _, score in head], "min-max")
+    w = first_stage_weight
+    return {cid: (1.0 - w) * rerank_scores[cid] + w * norm for (cid, _), norm in zip(head, normalized)}
+
+
+def order_reranked(
+    head: Sequence[tuple[str, float]], rerank_scores: Mapping[str, float], first_stage_weight: float
+) -> tuple[list[tuple[str, float]], dict[str, float]]:
+    """``head`` (in first-stage order) re-ordered as ``Engine.search`` serves it:
+    by combined score (``combine_rerank_scores``), first-stage position breaking
+    ties. Returns the re-ordered head and the combined scores."""
+    combined = combine_rerank_scores(head, rerank_scores, first_stage_weight)
+    position = {cid: i for i, (cid, _) in enumerate(head)}
+    return sorted(head, key=lambda item: (-combined[item[0]], position[item[0]])), combined

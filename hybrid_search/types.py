@@ -21,6 +21,7 @@ __all__ = [
     "SearchResult",
     "IndexReport",
     "CollectionInfo",
+    "EngineUsage",
     "chunk_id_for",
     "doc_key_for",
     "primary_key_for",
@@ -278,3 +279,21 @@ class CollectionInfo:
     name: str
     chunks: int
     manifest: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EngineUsage:
+    """What an engine's models and store did since it started (cumulative, so
+    two readings apart give rates; the API exports them as Prometheus counters).
+
+    ``queries_encoded / query_encode_calls`` is the mean query micro-batch;
+    the encode seconds over a stretch of wall time are the share of it the
+    models were busy with searches and with indexing; ``store_requests /
+    store_calls`` is how many path searches or row reads shared a Milvus call."""
+
+    query_encode_calls: int
+    queries_encoded: int
+    query_encode_seconds: float
+    document_encode_seconds: float
+    store_calls: int
+    store_requests: int

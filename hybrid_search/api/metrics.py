@@ -1,5 +1,7 @@
 """Prometheus metrics: request latency per route, search latency per stage
-(fed from ``SearchResult.timings_ms``), and indexing job counters.
+(fed from ``SearchResult.timings_ms``), indexing job counters, and what the
+models and the store did (``Engine.usage``: micro-batch sizes, model busy
+seconds, shared Milvus calls).
 
 Each app gets its own registry, so several apps in one process (tests) never
 collide. With several uvicorn workers, ``serve`` sets
@@ -9,7 +11,9 @@ collide. With several uvicorn workers, ``serve`` sets
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
+from dataclasses import fields
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,6 +23,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from ..types import EngineUsage
 
 __all__ = ["CONTENT_TYPE_LATEST", "SEARCH_STAGES", "Metrics"]
 
@@ -62,12 +68,58 @@ class Metrics:
             "hybrid_search_index_jobs_queued", "Indexing jobs waiting or running.", registry=self.registry, multiprocess_mode="livesum"
         )
         self.chunks_indexed = Counter("hybrid_search_chunks_indexed_total", "Chunks written by indexing jobs.", registry=self.registry)
+        self.query_encode_calls = Counter(
+            "hybrid_search_query_encode_calls_total", "Model calls that encoded queries (a micro-batch is one call).", registry=self.registry
+        )
+        self.queries_encoded = Counter(
+            "hybrid_search_queries_encoded_total",
+            "Queries encoded (divided by hybrid_search_query_encode_calls_total: the mean micro-batch).",
+            registry=self.registry,
+        )
+        self.encode_seconds = Counter(
+            "hybrid_search_encode_seconds_total",
+            "Wall seconds the encoders spent on query calls and on documents being indexed (the share of time the models were busy).",
+            ["work"],
+            registry=self.registry,
+        )
+        self.store_calls = Counter(
+            "hybrid_search_store_calls_total", "Milvus calls made for path searches and row reads.", registry=self.registry
+        )
+        self.store_requests = Counter(
+            "hybrid_search_store_requests_total",
+            "Path searches and row reads answered (divided by hybrid_search_store_calls_total: how many shared a call).",
+            registry=self.registry,
+        )
+        # In EngineUsage's field order; the highest totals exported so far (counters take the increase).
+        self._usage_counters = (
+            self.query_encode_calls,
+            self.queries_encoded,
+            self.encode_seconds.labels("queries"),
+            self.encode_seconds.labels("documents"),
+            self.store_calls,
+            self.store_requests,
+        )
+        self._usage_seen = EngineUsage(0, 0, 0.0, 0.0, 0, 0)
+        self._usage_lock = threading.Lock()
 
     def observe_search(self, collection: str, timings_ms: Mapping[str, float]) -> None:
         self.searches.labels(collection).inc()
         for stage, milliseconds in timings_ms.items():
             if stage in SEARCH_STAGES:
                 self.search_stage_seconds.labels(stage).observe(max(milliseconds, 0.0) / 1000.0)
+
+    def observe_usage(self, usage: EngineUsage) -> None:
+        """Bring the usage counters up to ``usage`` (the engine's running totals).
+        Readings taken by threads side by side may arrive out of order: each
+        total only counts from the highest value seen."""
+        with self._usage_lock:
+            seen = _usage_values(self._usage_seen)
+            now = _usage_values(usage)
+            increase = [max(0.0, after - before) for after, before in zip(now, seen)]
+            self._usage_seen = EngineUsage(*(max(after, before) for after, before in zip(now, seen)))  # type: ignore[arg-type]
+        for counter, amount in zip(self._usage_counters, increase):
+            if amount:
+                counter.inc(amount)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -83,3 +135,7 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+def _usage_values(usage: EngineUsage) -> tuple[float, ...]:
+    return tuple(getattr(usage, f.name) for f in fields(EngineUsage))

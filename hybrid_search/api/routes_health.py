@@ -51,4 +51,7 @@ def ready(request: Request, services: Services = Depends(get_services)) -> Ready
 
 @router.get("/metrics", response_class=Response, responses=ERRORS, summary="Prometheus metrics")
 def metrics(services: Services = Depends(require_read)) -> Response:
+    engine = services.loaded_engine()
+    if engine is not None:  # indexing since the last search counts too; a scrape never opens the store
+        services.metrics.observe_usage(engine.usage())
     return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)

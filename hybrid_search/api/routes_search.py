@@ -95,4 +95,5 @@ def search(name: CollectionName, request: SearchRequest, services: Services = De
     with services.search_gate():
         result = engine.search(name, request.query, options)
     services.metrics.observe_search(result.collection, result.timings_ms)
+    services.metrics.observe_usage(engine.usage())
     return _response(result, request.explain, services.settings)

@@ -137,6 +137,10 @@ class Services:
             headers={"Retry-After": str(int(_RECONNECT_INTERVAL_S) + 1)},
         )
 
+    def loaded_engine(self) -> Engine | None:
+        """The engine when it is built; never connects (for a metrics scrape)."""
+        return self._engine
+
     def store_problem(self) -> str | None:
         """Why the store cannot be brought back (an embedded Milvus Lite that
         died and cannot be restarted), or None; restarts a dead one first."""

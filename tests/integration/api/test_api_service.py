@@ -281,6 +281,24 @@ def test_metrics_have_per_stage_histograms(client):
     assert "hybrid_search_index_jobs_total" in text
 
 
+def test_metrics_count_what_the_models_and_the_store_did(client):
+    def counters() -> dict[str, float]:
+        lines = client.get("/metrics").text.splitlines()
+        return {name: float(value) for name, value in (line.rsplit(" ", 1) for line in lines if line.startswith("hybrid_search_") and "_total" in line)}
+
+    before = counters()
+    for query in ("cat", "dog on a mat"):
+        assert client.post("/v1/collections/docs/search", json={"query": query, "rerank": False}).status_code == 200
+    after = counters()
+    assert after["hybrid_search_queries_encoded_total"] - before.get("hybrid_search_queries_encoded_total", 0) == 2
+    assert after["hybrid_search_query_encode_calls_total"] > before.get("hybrid_search_query_encode_calls_total", 0)
+    assert after['hybrid_search_encode_seconds_total{work="queries"}'] > before.get('hybrid_search_encode_seconds_total{work="queries"}', 0)
+    assert after['hybrid_search_encode_seconds_total{work="documents"}'] > 0, "the fixture's documents were encoded"
+    searches = after["hybrid_search_store_requests_total"] - before.get("hybrid_search_store_requests_total", 0)
+    calls = after["hybrid_search_store_calls_total"] - before.get("hybrid_search_store_calls_total", 0)
+    assert searches >= 2 * 3 and 0 < calls <= searches
+
+
 # --- API keys ------------------------------------------------------------------------------------------
 
 READ_KEY = "r" * 20

@@ -115,3 +115,44 @@ def test_indexing_while_searching_keeps_both_correct(engine):
     after = engine.search("docs", TEXTS[2] + " number 2", SearchOptions(k=1, paths=("dense",)))
     assert after.hits[0].doc_id == "extra2"
     assert expected.hits
+
+
+def test_usage_counts_model_calls_queries_and_shared_store_calls(engine):
+    batcher = engine.encoders("docs").query_batcher
+    before = engine.usage()
+    assert before.document_encode_seconds > 0, "the fixture's documents went through the model"
+    assert (before.query_encode_calls, before.queries_encoded) == (batcher.batches, batcher.queries)
+    workload = QUERIES * 2
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda q: engine.search("docs", q, SearchOptions(k=5)), workload))
+    after = engine.usage()
+    assert after.queries_encoded - before.queries_encoded == len(workload)
+    assert 0 < after.query_encode_calls - before.query_encode_calls < len(workload), "the 50 ms wait formed batches"
+    assert after.query_encode_seconds > before.query_encode_seconds
+    # Three paths and a read of rows per search, some of them sharing a call.
+    assert after.store_requests - before.store_requests == 4 * len(workload)
+    assert after.store_calls - before.store_calls < 4 * len(workload)
+
+
+def test_usage_without_batching_counts_one_call_per_query(tiny_models, tmp_path):
+    runtime = RuntimeConfig(device="cpu", query_batch_size=1)
+    with Engine(StoreConfig(uri=str(tmp_path / "alone.db")), runtime=runtime) as engine:
+        engine.create_collection(
+            CollectionConfig(
+                name="docs",
+                dense=DenseEncoderConfig(model=str(tiny_models.dense), kind="sentence-transformers"),
+                sparse=None,
+            )
+        )
+        created = engine.usage()  # creating probes the model with a text
+        engine.index("docs", [Chunk(doc_id=f"d{i}", chunk_index=0, text=text) for i, text in enumerate(TEXTS)])
+        indexed = engine.usage()
+        assert indexed.document_encode_seconds > created.document_encode_seconds and indexed.query_encode_calls == 0
+        for query in QUERIES[:3]:
+            engine.search("docs", query, SearchOptions(k=3))
+        usage = engine.usage()
+        assert (usage.query_encode_calls, usage.queries_encoded) == (3, 3)
+        assert usage.query_encode_seconds > 0
+        assert usage.document_encode_seconds == indexed.document_encode_seconds
+        # bm25 and dense per search, then its rows: one call each, nothing shared.
+        assert usage.store_calls == usage.store_requests == 3 * 3

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 import typer
 
-from benchmarks.load import LoadConfig, _check_models, _percentile, _Recorder, stage_latencies
+from benchmarks.load import LoadConfig, _check_models, _percentile, _Recorder, stage_latencies, usage_counters, usage_markdown, usage_summary
+from hybrid_search.api.metrics import Metrics
+from hybrid_search.types import EngineUsage
 
 pytestmark = pytest.mark.unit
 
@@ -38,6 +40,30 @@ def test_stage_latencies_interpolate_like_prometheus():
     assert encode["mean_ms"] == 200.0
     assert encode["p50_ms"] == pytest.approx(100.0)  # the 50th sample ends the 0.1 s bucket
     assert encode["p95_ms"] == pytest.approx(910.0)  # 90% of the way through 0.1..1.0 s
+
+
+def test_usage_over_a_run_from_the_servers_counters():
+    # Read back from what the server's Metrics really export, before and after a run of 20 s.
+    metrics = Metrics()
+    metrics.observe_usage(EngineUsage(10, 10, 1.0, 3.0, 40, 40))
+    before = usage_counters(metrics.render().decode())
+    metrics.observe_usage(EngineUsage(110, 410, 13.0, 7.0, 740, 1640))
+    after = usage_counters(metrics.render().decode())
+    usage = usage_summary(before, after, 20.0)
+    assert usage == {
+        "query_encode_calls": 100,
+        "queries_encoded": 400,
+        "mean_query_batch": 4.0,
+        "model_busy_queries": 0.6,
+        "model_busy_documents": 0.2,
+        "store_calls": 700,
+        "store_requests": 1600,
+        "store_requests_per_call": 2.29,
+    }
+    text = usage_markdown(usage)
+    assert "mean micro-batch 4.0" in text and "busy 60% of the run with queries and 20% with documents" in text
+    # A server without the counters (an older one): nothing to divide.
+    assert usage_summary({}, {}, 20.0)["mean_query_batch"] is None
 
 
 def test_recorder_counts_errors_per_endpoint():

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from hybrid_search.encoders import QueryBatcher
+from hybrid_search.batching import QueryBatcher
 
 pytestmark = pytest.mark.unit
 

@@ -3,7 +3,8 @@
 import pytest
 
 from hybrid_search.settings import LayeredSettings
-from hybrid_search.engine import SearchOptions, combine_rerank_scores
+from hybrid_search.engine import SearchOptions
+from hybrid_search.rerank import combine_rerank_scores
 from hybrid_search.errors import ConfigError, InputError
 from hybrid_search.types import Hit, SearchResult
 
