@@ -30,6 +30,7 @@ SNIPPET_CHARS = 300
 # Written to open with one character class, which lets the regex engine skip
 # ahead to candidates instead of trying every position (3x faster).
 _SENTENCE_END = re.compile(r"[.!?。！？\n](?:(?<=[.!?])[\"'”’)\]]*(?=\s)|(?<=[。！？\n]))")
+_CLOSERS = "\"'”’)]"  # what may follow a sentence end's mark in _SENTENCE_END
 _WORD_CHARS = re.compile(r"^\w+$")
 
 
@@ -115,21 +116,33 @@ def match_spans(text: str, surfaces: Sequence[str]) -> list[tuple[int, int, str]
     return spans
 
 
-def _sentence_starts(text: str, until: int) -> list[int]:
-    """Where sentences (or lines) begin, up to ``until`` at least: after each
-    sentence end and its spaces, and at 0 when the text does not open
-    mid-sentence (lower case)."""
+def _sentence_starts(text: str, until: int, since: int = 0) -> list[int]:
+    """Where sentences (or lines) begin from ``since`` up to ``until`` at
+    least: after each sentence end and its spaces, and at 0 when the text does
+    not open mid-sentence (lower case)."""
     starts = []
-    first = next((ch for ch in text if ch.isalpha()), "")
-    if not first.islower():
-        starts.append(0)
-    for match in _SENTENCE_END.finditer(text):
+    if since == 0:
+        first = next((ch for ch in text if ch.isalpha()), "")
+        if not first.islower():
+            starts.append(0)
+        scan_from = 0
+    else:
+        # A start at or after ``since`` follows a sentence end and white space
+        # only: step back over the spaces, closing quotes or brackets and the
+        # end mark, so the scan begins at that end and not at the text's start.
+        scan_from = since
+        while scan_from > 0 and text[scan_from - 1].isspace():
+            scan_from -= 1
+        while scan_from > 0 and text[scan_from - 1] in _CLOSERS:
+            scan_from -= 1
+        scan_from = max(0, scan_from - 1)
+    for match in _SENTENCE_END.finditer(text, scan_from):
         position = match.end()
         if position > until:
             break
         while position < len(text) and text[position].isspace():
             position += 1
-        if position < len(text):
+        if since <= position < len(text):
             starts.append(position)
     return starts
 
@@ -186,8 +199,9 @@ def best_passage(text: str, surfaces: Sequence[str], width: int = SNIPPET_CHARS)
     if spans:
         i, j = _best_window(spans, width)
         first, last = spans[i][0], spans[j][1]
-        starts = _sentence_starts(text, until=first)
         slack = width - (last - first)
+        # Only a sentence opening within the slack before the first match is used.
+        starts = _sentence_starts(text, until=first, since=max(0, first - slack))
         # Open at the sentence holding the first match when it starts within the
         # slack; otherwise give the match a third of the slack as lead-in.
         opening = max((s for s in starts if s <= first), default=None)

@@ -211,6 +211,20 @@ def test_sentence_starts_up_to_a_bound_are_those_of_the_whole_text():
         assert [s for s in snippets._sentence_starts(text, until) if s <= until] == [s for s in everything if s <= until]
 
 
+def test_sentence_starts_from_a_point_are_those_of_the_whole_text_from_there():
+    # best_passage asks only for the starts within the slack before the first
+    # match; the scan then begins near that point, not at the text's start.
+    rng = random.Random(11)
+    pieces = [*"ab .!?。！？\n\"'”’)]", "\u3000", "\t", "x.y", ".)\n", ". ", ".\" ", "  ", "Word", "word"]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        everything = snippets._sentence_starts(text, until=len(text))
+        since, until = sorted(rng.randint(0, len(text)) for _ in range(2))
+        expected = [s for s in everything if since <= s <= until]
+        got = [s for s in snippets._sentence_starts(text, until, since=since) if s <= until]
+        assert got == expected, (text, since, until)
+
+
 # Long texts as hits have them: words in several cases and scripts, numbers,
 # punctuation and apostrophes, sentence ends (also CJK ones), line breaks.
 _WORDS = [
