@@ -2,8 +2,7 @@
 (``QueryBatcher``), and store searches of one path share a Milvus call
 (``SearchBatcher``).
 
-Store-search batching:
-When several searches run side by side (the API with query micro-batching:
+Store searches: when several searches run side by side (the API with query micro-batching:
 their query encodes come back together), each path's Milvus search of each
 query would be a call of its own. Instead, searches that queue while a call
 of their kind (key: collection, path, depth, filter, fields) is running go
