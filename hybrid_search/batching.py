@@ -22,12 +22,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-__all__ = ["EncodedTexts", "ModelTally", "Outputs", "QueryBatcher", "SearchBatcher"]
+__all__ = ["EncodedTexts", "Outputs", "QueryBatcher", "SearchBatcher"]
 
 # What an encoder set returns for a list of texts: dense rows and sparse
 # vectors (vocabulary id -> weight), each None when the collection has no such path.
@@ -124,25 +123,6 @@ class SearchBatcher(Generic[R]):
             item.result, item.done = result, True
 
 
-@dataclass(frozen=True)
-class ModelTally:
-    """Model calls made for queries, the queries they carried, and the wall
-    seconds of query calls and of other (document) work; cumulative."""
-
-    query_calls: int = 0
-    queries: int = 0
-    query_seconds: float = 0.0
-    document_seconds: float = 0.0
-
-    def __add__(self, other: ModelTally) -> ModelTally:
-        return ModelTally(
-            self.query_calls + other.query_calls,
-            self.queries + other.queries,
-            self.query_seconds + other.query_seconds,
-            self.document_seconds + other.document_seconds,
-        )
-
-
 # Which outputs a query asks for: (dense, sparse). Only queries asking for the
 # same outputs share a model call.
 Outputs = tuple[bool, bool]
@@ -225,11 +205,6 @@ class QueryBatcher:
         self.queries = 0
         self.query_seconds = 0.0
         self.document_seconds = 0.0
-
-    def tally(self) -> ModelTally:
-        """The model work done through this batcher so far."""
-        with self._cond:
-            return ModelTally(self.batches, self.queries, self.query_seconds, self.document_seconds)
 
     def encode(self, texts: Sequence[str], outputs: Outputs = (True, True)) -> EncodedTexts:
         """Encode one caller's query texts, batched with whatever else is waiting."""

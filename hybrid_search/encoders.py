@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .backends import accelerate, serving_config
-from .batching import EncodedTexts, ModelTally, QueryBatcher
+from .batching import EncodedTexts, QueryBatcher
 from .config import DenseEncoderConfig, RuntimeConfig, SparseEncoderConfig
 from .direct import DirectPath, attach, chain_pooling, encode_prompt
 from .errors import ModelKindError, ModelLoadError
@@ -35,6 +35,7 @@ __all__ = [
     "DenseEncoder",
     "SparseEncoder",
     "EncoderSet",
+    "ModelTally",
     "load_encoders",
     "describe_load_failure",
     "model_device",
@@ -439,6 +440,25 @@ class SpladeSparse:
             return torch.log1p(torch.relu(torch.stack(peaks)))
 
 
+@dataclass(frozen=True)
+class ModelTally:
+    """Model calls made for queries, the queries they carried, and the wall
+    seconds of query calls and of other (document) work; cumulative."""
+
+    query_calls: int = 0
+    queries: int = 0
+    query_seconds: float = 0.0
+    document_seconds: float = 0.0
+
+    def __add__(self, other: ModelTally) -> ModelTally:
+        return ModelTally(
+            self.query_calls + other.query_calls,
+            self.queries + other.queries,
+            self.query_seconds + other.query_seconds,
+            self.document_seconds + other.document_seconds,
+        )
+
+
 @dataclass
 class EncoderSet:
     """The encoders of one collection. When dense and sparse are the same BGE-M3
@@ -453,8 +473,8 @@ class EncoderSet:
 
     #: Texts per document turn on the model when queries are batched (see QueryBatcher.in_turns).
     document_turn_texts: int = field(default=1, repr=False, compare=False)
-    # Model work done without a QueryBatcher (each caller's own call), for usage().
-    _unbatched: ModelTally = field(default_factory=ModelTally, init=False, repr=False, compare=False)
+    # The model work done so far (usage()), counted in _encode.
+    _used: ModelTally = field(default_factory=ModelTally, init=False, repr=False, compare=False)
     _tally_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def batch_queries(self, *, max_batch: int, max_wait_s: float) -> None:
@@ -466,6 +486,19 @@ class EncoderSet:
         )
 
     def _encode(self, texts: Sequence[str], *, queries: bool, dense: bool = True, sparse: bool = True) -> EncodedTexts:
+        """One model call. Every call goes through here, whether a QueryBatcher
+        runs it (a micro-batch, a document turn) or the caller does: the one
+        place model work is counted for usage()."""
+        started = time.perf_counter()
+        try:
+            return self._run_models(texts, queries=queries, dense=dense, sparse=sparse)
+        finally:
+            seconds = time.perf_counter() - started
+            work = ModelTally(query_calls=1, queries=len(texts), query_seconds=seconds) if queries else ModelTally(document_seconds=seconds)
+            with self._tally_lock:
+                self._used = self._used + work
+
+    def _run_models(self, texts: Sequence[str], *, queries: bool, dense: bool, sparse: bool) -> EncodedTexts:
         want_dense = dense and self.dense is not None
         want_sparse = sparse and self.sparse is not None
         if self.shared_m3 is not None and want_dense and want_sparse:
@@ -494,30 +527,17 @@ class EncoderSet:
         callers' queries when a QueryBatcher is set."""
         if self.query_batcher is not None:
             return self.query_batcher.encode(texts, (dense, sparse))
-        started = time.perf_counter()
-        try:
-            return self._encode(texts, queries=True, dense=dense, sparse=sparse)
-        finally:
-            self._count(ModelTally(query_calls=1, queries=len(texts), query_seconds=time.perf_counter() - started))
+        return self._encode(texts, queries=True, dense=dense, sparse=sparse)
 
     def encode_documents(self, texts: Sequence[str]) -> EncodedTexts:
         if self.query_batcher is not None:
             return self.query_batcher.in_turns(texts, lambda part: self._encode(part, queries=False), per_turn=self.document_turn_texts)
-        started = time.perf_counter()
-        try:
-            return self._encode(texts, queries=False)
-        finally:
-            self._count(ModelTally(document_seconds=time.perf_counter() - started))
-
-    def _count(self, work: ModelTally) -> None:
-        with self._tally_lock:
-            self._unbatched = self._unbatched + work
+        return self._encode(texts, queries=False)
 
     def usage(self) -> ModelTally:
         """The model work done for queries and documents since loading."""
         with self._tally_lock:
-            done = self._unbatched
-        return done + self.query_batcher.tally() if self.query_batcher is not None else done
+            return self._used
 
     def token_counter(self) -> Callable[[str], int] | None:
         """Counts tokens with the encoder's own tokenizer (for chunk budgets)."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from .analyzers import Analyzer
-from .batching import ModelTally, SearchBatcher
+from .batching import SearchBatcher
 from .candidate_rows import TEXT_FIELDS, path_fields, read_ranked, read_shown
 from .collapse import collapse_duplicates
 from .config import (
@@ -29,7 +29,7 @@ from .config import (
     from_plain,
     to_plain,
 )
-from .encoders import EncoderSet, load_encoders
+from .encoders import EncoderSet, ModelTally, load_encoders
 from .errors import (
     CollectionInUseError,
     ConfigError,

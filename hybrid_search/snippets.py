@@ -29,8 +29,8 @@ SNIPPET_CHARS = 300
 # follow, then white space; a line break ends a line of a table or a heading.
 # Written to open with one character class, which lets the regex engine skip
 # ahead to candidates instead of trying every position (3x faster).
-_SENTENCE_END = re.compile(r"[.!?。！？\n](?:(?<=[.!?])[\"'”’)\]]*(?=\s)|(?<=[。！？\n]))")
-_CLOSERS = "\"'”’)]"  # what may follow a sentence end's mark in _SENTENCE_END
+_CLOSERS = "\"'”’)]"  # closing quotes or brackets that may follow . ! ?
+_SENTENCE_END = re.compile(rf"[.!?。！？\n](?:(?<=[.!?])[{re.escape(_CLOSERS)}]*(?=\s)|(?<=[。！？\n]))")
 _WORD_CHARS = re.compile(r"^\w+$")
 
 

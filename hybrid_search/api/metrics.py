@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import asdict
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -90,15 +90,15 @@ class Metrics:
             "Path searches and row reads answered (divided by hybrid_search_store_calls_total: how many shared a call).",
             registry=self.registry,
         )
-        # In EngineUsage's field order; the highest totals exported so far (counters take the increase).
-        self._usage_counters = (
-            self.query_encode_calls,
-            self.queries_encoded,
-            self.encode_seconds.labels("queries"),
-            self.encode_seconds.labels("documents"),
-            self.store_calls,
-            self.store_requests,
-        )
+        # The counter of each EngineUsage field, and the highest totals exported so far (counters take the increase).
+        self._usage_counters = {
+            "query_encode_calls": self.query_encode_calls,
+            "queries_encoded": self.queries_encoded,
+            "query_encode_seconds": self.encode_seconds.labels("queries"),
+            "document_encode_seconds": self.encode_seconds.labels("documents"),
+            "store_calls": self.store_calls,
+            "store_requests": self.store_requests,
+        }
         self._usage_seen = EngineUsage(0, 0, 0.0, 0.0, 0, 0)
         self._usage_lock = threading.Lock()
 
@@ -113,13 +113,11 @@ class Metrics:
         Readings taken by threads side by side may arrive out of order: each
         total only counts from the highest value seen."""
         with self._usage_lock:
-            seen = _usage_values(self._usage_seen)
-            now = _usage_values(usage)
-            increase = [max(0.0, after - before) for after, before in zip(now, seen)]
-            self._usage_seen = EngineUsage(*(max(after, before) for after, before in zip(now, seen)))  # type: ignore[arg-type]
-        for counter, amount in zip(self._usage_counters, increase):
-            if amount:
-                counter.inc(amount)
+            seen, now = asdict(self._usage_seen), asdict(usage)
+            self._usage_seen = EngineUsage(**{name: max(now[name], seen[name]) for name in now})
+        for name, counter in self._usage_counters.items():
+            if now[name] > seen[name]:
+                counter.inc(now[name] - seen[name])
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -136,6 +134,3 @@ class Metrics:
             return generate_latest(registry)
         return generate_latest(self.registry)
 
-
-def _usage_values(usage: EngineUsage) -> tuple[float, ...]:
-    return tuple(getattr(usage, f.name) for f in fields(EngineUsage))
