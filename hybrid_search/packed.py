@@ -27,13 +27,24 @@ Milvus results and building responses hold it meanwhile, and one MiniLM
 query went from 10 ms alone to 137 ms beside one busy Python thread (traced:
 7 ms and 16 ms). The trace is checked like the packed path and, where it
 does not agree, the eager forward is used.
+
+A traced forward runs on one thread at a time. TorchScript's executor
+profiles a function's first runs and re-optimises it when input shapes
+change (packed rows change length with every batch), and its profiling
+record has known data races when one function runs on several threads at
+once (pytorch/pytorch#58446); unbatched callers (``query_batch_size = 1``)
+and several engines in one process would otherwise meet there. Tracing
+itself registers the new module in TorchScript's process-wide compilation
+unit, so models are traced one at a time too. With query batching (the
+default) model calls are already one at a time, and the lock is uncontended.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
@@ -59,9 +70,18 @@ class RowForward:
 
     run: Callable[..., Any]
     traced: bool
+    # Held around each traced call (see the module docstring).
+    _one_at_a_time: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __call__(self, inputs: dict[str, Any]) -> Any:
-        return self.run(*_row_args(inputs))
+        if not self.traced:
+            return self.run(*_row_args(inputs))
+        with self._one_at_a_time:
+            return self.run(*_row_args(inputs))
+
+
+# Tracing adds to TorchScript's process-wide compilation unit: one at a time.
+_TRACING = threading.Lock()
 
 
 #: Most tokens in one packed row: attention across the row costs
@@ -173,7 +193,7 @@ def traced_rows(body: Any, pooling: Pooling, head: Any = None) -> RowForward | N
     lengths = [3, 4]
     example = _row_inputs(np.full(sum(lengths), 100, dtype=np.int64), None, lengths, next(body.parameters()).dtype)
     try:
-        with torch.inference_mode(), warnings.catch_warnings():
+        with _TRACING, torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(_row_module(body, pooling, head), _row_args(example), check_trace=False)
     except Exception as error:  # noqa: BLE001 - any failure keeps the eager forward
