@@ -200,7 +200,8 @@ class QueryBatcher:
         # The last time a query arrived or a query batch ended.
         self._last_query_at = float("-inf")
         #: Model calls made for queries, the queries they carried, and the
-        #: model seconds of queries and of other work (for metrics and tests).
+        #: model seconds of queries and of other work, through this batcher
+        #: (its tests read them; Engine.usage() counts in EncoderSet._encode).
         self.batches = 0
         self.queries = 0
         self.query_seconds = 0.0
