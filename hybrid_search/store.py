@@ -53,6 +53,14 @@ _PK = "pk"
 # expression of some 45 KB.
 _FETCH_KEYS = 1024
 _HEADING_SEPARATOR = " > "
+# Reads that decide a write (which chunks a document has, a write lock, a
+# setting) and deletes by filter (Milvus finds the rows to delete by a query
+# first) see every write acknowledged before them. Collections keep pymilvus'
+# default (Bounded) for searches and for reading the rows of their hits: a
+# Milvus server may answer those from a snapshot up to a few seconds old, which
+# a Strong read would wait out on every search. Milvus Lite sees every write at
+# once either way.
+_READ_LATEST = "Strong"
 # Per Milvus Lite file: how many times this process changed its catalog
 # (collections created or dropped, settings written). Milvus Lite locks its
 # file to one process, so an unchanged count means nothing changed at all.
@@ -371,7 +379,10 @@ class MilvusStore:
     def count(self, name: str) -> int:
         self.require(name)
         rows = self._call(
-            f"count rows of {name!r}", lambda: self.client.query(name, filter="", output_fields=["count(*)"], timeout=self.timeout_s)
+            f"count rows of {name!r}",
+            lambda: self.client.query(
+                name, filter="", output_fields=["count(*)"], timeout=self.timeout_s, consistency_level=_READ_LATEST
+            ),
         )
         return int(rows[0]["count(*)"]) if rows else 0
 
@@ -413,7 +424,10 @@ class MilvusStore:
         self._call(f"write {len(rows)} chunks to {name!r}", lambda: self.client.upsert(name, rows, timeout=self.timeout_s))
 
     def delete_where(self, name: str, expression: str) -> int:
-        result = self._call(f"delete from {name!r}", lambda: self.client.delete(name, filter=expression, timeout=self.timeout_s))
+        result = self._call(
+            f"delete from {name!r}",
+            lambda: self.client.delete(name, filter=expression, timeout=self.timeout_s, consistency_level=_READ_LATEST),
+        )
         # Milvus Lite answers with the deleted ids, a server with a count.
         if isinstance(result, list):
             return len(result)
@@ -422,7 +436,12 @@ class MilvusStore:
         return int(getattr(result, "delete_count", 0) or 0)
 
     def query(self, name: str, expression: str, fields: Sequence[str], limit: int | None = None) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {"filter": expression, "output_fields": _stored_fields(fields), "timeout": self.timeout_s}
+        kwargs: dict[str, Any] = {
+            "filter": expression,
+            "output_fields": _stored_fields(fields),
+            "timeout": self.timeout_s,
+            "consistency_level": _READ_LATEST,
+        }
         if limit is not None:
             kwargs["limit"] = limit
         rows = list(self._call(f"query {name!r}", lambda: self.client.query(name, **kwargs)))
@@ -468,7 +487,12 @@ class MilvusStore:
                 self._call(
                     f"iterate over {name!r}",
                     lambda page_filter=expression_now: self.client.query(
-                        name, filter=page_filter, output_fields=wanted, limit=batch_size, timeout=self.timeout_s
+                        name,
+                        filter=page_filter,
+                        output_fields=wanted,
+                        limit=batch_size,
+                        timeout=self.timeout_s,
+                        consistency_level=_READ_LATEST,
                     ),
                 )
             )

@@ -1,4 +1,5 @@
-"""Milvus Lite connections survive idle time (pymilvus keepalive vs the Lite server)."""
+"""The Milvus store on Milvus Lite: connections survive idle time (pymilvus keepalive vs the Lite server), and
+which calls ask for the latest writes."""
 
 from __future__ import annotations
 
@@ -47,3 +48,57 @@ def test_lite_file_reopens_after_idle_minute(tmp_path):
     second = MilvusStore(uri)
     assert second.list_collections() == []
     assert first.list_collections() == []
+
+
+class _RecordingClient:
+    """A MilvusClient that records each query, delete and search call's
+    consistency level before passing it on."""
+
+    def __init__(self, client):
+        self._client = client
+        self.calls: list[tuple[str, str, object]] = []  # (method, filter, consistency_level)
+
+    def __getattr__(self, attribute):
+        method = getattr(self._client, attribute)
+        if attribute not in ("query", "delete", "search"):
+            return method
+
+        def recorded(*args, **kwargs):
+            self.calls.append((attribute, kwargs.get("filter", ""), kwargs.get("consistency_level")))
+            return method(*args, **kwargs)
+
+        return recorded
+
+
+def test_reads_that_decide_writes_see_the_latest_writes_and_searches_do_not_wait(tmp_path):
+    # On a Milvus server, pymilvus' default (Bounded) may answer from a
+    # snapshot seconds old: a re-index's stale-chunk delete, a document read
+    # back or a write lock checked right after a write would miss it.
+    from hybrid_search import Chunk, CollectionConfig, Engine, SearchOptions, StoreConfig
+
+    engine = Engine(StoreConfig(uri=str(tmp_path / "c.db")))
+    engine.create_collection(CollectionConfig(name="kb", dense=None, sparse=None))
+    engine.index("kb", [Chunk("doc", i, f"part {i} about cats") for i in range(3)])
+    recording = _RecordingClient(engine.store.client)
+    engine.store.client = recording
+
+    engine.index("kb", [Chunk("doc", 0, "the only part about cats")])  # removes chunks 1 and 2
+    assert [c.text for c in engine.get_document("kb", "doc")] == ["the only part about cats"]
+    assert engine.list_documents("kb") == [("doc", 1)]
+    assert engine.collection_info("kb").chunks == 1
+    engine.check_writable("kb")
+    management = list(recording.calls)
+    engine.search("kb", "cats")  # the first search also asks whether the collection holds rows at all
+    recording.calls.clear()
+    hits = engine.search("kb", "cats", SearchOptions(k=1, paths=("bm25",)))
+    searching = list(recording.calls)
+    recording.calls.clear()
+    engine.delete_documents("kb", ["doc"])
+    assert engine.get_document("kb", "doc") == []
+    management += recording.calls
+    engine.close()
+
+    assert [h.doc_id for h in hits.hits] == ["doc"]
+    assert {method for method, _, _ in management} == {"query", "delete"}, management
+    assert [call for call in management if call[2] != "Strong"] == []
+    assert searching and all(level is None for _, _, level in searching), searching
