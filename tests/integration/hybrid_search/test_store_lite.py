@@ -75,6 +75,7 @@ def test_reads_that_decide_writes_see_the_latest_writes_and_searches_do_not_wait
     # snapshot seconds old: a re-index's stale-chunk delete, a document read
     # back or a write lock checked right after a write would miss it.
     from hybrid_search import Chunk, CollectionConfig, Engine, SearchOptions, StoreConfig
+    from hybrid_search.errors import PromotionInProgressError
 
     engine = Engine(StoreConfig(uri=str(tmp_path / "c.db")))
     engine.create_collection(CollectionConfig(name="kb", dense=None, sparse=None))
@@ -86,6 +87,10 @@ def test_reads_that_decide_writes_see_the_latest_writes_and_searches_do_not_wait
     assert [c.text for c in engine.get_document("kb", "doc")] == ["the only part about cats"]
     assert engine.list_documents("kb") == [("doc", 1)]
     assert engine.collection_info("kb").chunks == 1
+    engine.lock_writes("kb", {"reason": "promoting", "alias": "live", "target": "kb2"})
+    with pytest.raises(PromotionInProgressError):
+        engine.check_writable("kb")  # a lock set a moment ago is seen
+    engine.unlock_writes("kb")
     engine.check_writable("kb")
     management = list(recording.calls)
     engine.search("kb", "cats")  # the first search also asks whether the collection holds rows at all
