@@ -8,27 +8,9 @@ from __future__ import annotations
 import pytest
 
 from hybrid_search import Chunk, CollectionConfig, Engine, SearchOptions, StoreConfig
+from tests.recording_client import RecordingClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_hybrid_search_env")]
-
-
-class _CountingClient:
-    """The store's MilvusClient, recording which of its methods are called."""
-
-    def __init__(self, client) -> None:
-        self._client = client
-        self.calls: list[str] = []
-
-    def __getattr__(self, name):
-        attribute = getattr(self._client, name)
-        if not callable(attribute):
-            return attribute
-
-        def call(*args, **kwargs):
-            self.calls.append(name)
-            return attribute(*args, **kwargs)
-
-        return call
 
 
 def _bm25_collection(engine: Engine, name: str, text: str) -> None:
@@ -48,12 +30,12 @@ def test_a_repeated_search_makes_one_milvus_call(db):
         options = SearchOptions(paths=("bm25",))
         for name in ("kb", "kb_v1"):
             assert engine.search(name, "cats", options).hits[0].doc_id == "kb_v1-doc"
-        counting = _CountingClient(engine.store.client)
+        counting = RecordingClient(engine.store.client)
         engine.store.client = counting
         for name in ("kb", "kb_v1"):
             result = engine.search(name, "cats", options)
             assert result.collection == "kb_v1" and result.hits[0].doc_id == "kb_v1-doc"
-        assert counting.calls == ["search", "search"]
+        assert counting.methods == ["search", "search"]
 
 
 def test_an_alias_switched_by_another_engine_is_followed_at_once(db):

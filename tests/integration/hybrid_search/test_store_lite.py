@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hybrid_search.store import LITE_GRPC_OPTIONS, MilvusStore
+from tests.recording_client import RecordingClient
 
 pytestmark = pytest.mark.integration
 
@@ -50,26 +51,6 @@ def test_lite_file_reopens_after_idle_minute(tmp_path):
     assert first.list_collections() == []
 
 
-class _RecordingClient:
-    """A MilvusClient that records each query, delete and search call's
-    consistency level before passing it on."""
-
-    def __init__(self, client):
-        self._client = client
-        self.calls: list[tuple[str, str, object]] = []  # (method, filter, consistency_level)
-
-    def __getattr__(self, attribute):
-        method = getattr(self._client, attribute)
-        if attribute not in ("query", "delete", "search"):
-            return method
-
-        def recorded(*args, **kwargs):
-            self.calls.append((attribute, kwargs.get("filter", ""), kwargs.get("consistency_level")))
-            return method(*args, **kwargs)
-
-        return recorded
-
-
 def test_reads_that_decide_writes_see_the_latest_writes_and_searches_do_not_wait(tmp_path):
     # On a Milvus server, pymilvus' default (Bounded) may answer from a
     # snapshot seconds old: a re-index's stale-chunk delete, a document read
@@ -80,7 +61,7 @@ def test_reads_that_decide_writes_see_the_latest_writes_and_searches_do_not_wait
     engine = Engine(StoreConfig(uri=str(tmp_path / "c.db")))
     engine.create_collection(CollectionConfig(name="kb", dense=None, sparse=None))
     engine.index("kb", [Chunk("doc", i, f"part {i} about cats") for i in range(3)])
-    recording = _RecordingClient(engine.store.client)
+    recording = RecordingClient(engine.store.client)
     engine.store.client = recording
 
     engine.index("kb", [Chunk("doc", 0, "the only part about cats")])  # removes chunks 1 and 2
@@ -103,6 +84,15 @@ def test_reads_that_decide_writes_see_the_latest_writes_and_searches_do_not_wait
     management += recording.calls
     engine.close()
 
+    # (method, filter, consistency level) of each read or delete
+    def reads(calls):
+        return [
+            (c.method, c.kwargs.get("filter", ""), c.kwargs.get("consistency_level"))
+            for c in calls
+            if c.method in ("query", "delete", "search")
+        ]
+
+    management, searching = reads(management), reads(searching)
     assert [h.doc_id for h in hits.hits] == ["doc"]
     assert {method for method, _, _ in management} == {"query", "delete"}, management
     assert [call for call in management if call[2] != "Strong"] == []
